@@ -1,0 +1,94 @@
+"""How a saga's end is reported: the Prefect final state, the markdown artifact on the run,
+the CLI's exit code and its human summary."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Cancelled, Completed, Failed, State
+
+EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
+EXIT_IN_PROGRESS = 4
+
+
+def exit_code(status: str) -> int:
+    return EXIT_CODES.get(status, EXIT_IN_PROGRESS)
+
+
+def prefect_state(summary: dict[str, Any]) -> State:
+    """The flow run's final state, named so the Prefect UI tells the saga's outcome."""
+    status, reason = summary["status"], summary.get("failure_reason") or ""
+    if status == "completed":
+        return Completed(message=f"order {summary['order_id']} completed")
+    if status == "failed":
+        return Failed(name="Compensated", message=reason or "failed and compensated")
+    if status == "needs_attention":
+        return Failed(name="NeedsAttention", message=reason)
+    if status == "cancelled":
+        return Cancelled(message=reason or "cancelled and compensated")
+    return Completed(name="Handed over", message=f"order is {status}, driven elsewhere")
+
+
+def timeline_markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        f"# Order `{summary['order_id']}`: **{summary['status']}**",
+        "",
+        f"{summary['quantity']} x {summary['product_id']} for customer `{summary['customer_id']}`,"
+        f" {summary['amount'] / 100:.2f}",
+        "",
+    ]
+    if summary.get("failure_reason"):
+        lines += [f"Failure: {summary['failure_reason']}", ""]
+    if summary["compensations"]:
+        lines += [
+            "Compensations, in the order they ran: " + " → ".join(summary["compensations"]),
+            "",
+        ]
+    lines += ["| # | time (UTC) | step | status | attempt | message |", "|---|---|---|---|---|---|"]
+    for number, event in enumerate(summary["events"], 1):
+        time = (event["timestamp"] or "")[11:23]
+        message = (event["message"] or "").replace("|", "\\|")
+        lines.append(
+            f"| {number} | {time} | {event['step']} | {event['status']} | {event['attempt']}"
+            f" | {message} |"
+        )
+    return "\n".join(lines)
+
+
+def publish_artifact(summary: dict[str, Any]) -> None:
+    """Attach the saga's timeline to the current flow run."""
+    key = "saga-" + re.sub(r"[^a-z0-9-]+", "-", summary["order_id"].lower()).strip("-")
+    create_markdown_artifact(
+        key=key[:100],
+        markdown=timeline_markdown(summary),
+        description=f"Saga timeline of order {summary['order_id']} ({summary['status']})",
+    )
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "-"
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return f"{delta.total_seconds() * 1000:.0f} ms"
+
+
+def human_summary(summary: dict[str, Any]) -> str:
+    """A few lines for a person: the verdict, then each step and compensation with its outcome."""
+    lines = [f"order {summary['order_id']} ({summary['workflow_id']}): {summary['status']}"]
+    if summary.get("failure_reason"):
+        lines.append(f"  reason: {summary['failure_reason']}")
+    rows = {row["name"]: row for row in summary["saga"]}
+    ran = [r for r in summary["saga"] if r["kind"] == "step" and r["attempts"]]
+    ran += [rows[name] for name in summary["compensations"] if name in rows]
+    for row in ran:
+        retries = f", {row['attempts']} attempts" if row["attempts"] > 1 else ""
+        lines.append(
+            f"  {row['kind']:<12} {row['name']:<18} {row['status']:<12}"
+            f" {_duration(row['started_at'], row['finished_at']):>8}{retries}"
+        )
+    if summary.get("flow_run_id"):
+        lines.append(f"  flow run: {summary['flow_run_id']}")
+    return "\n".join(lines)

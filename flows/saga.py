@@ -1,0 +1,204 @@
+"""The saga engine shared by every flow: run the steps forward, registering each compensation
+on the durable rollback stack (the saga log) BEFORE its side effect; on failure, unwind the
+stack in reverse. Holds no SQL: it calls storage functions and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import Task
+
+from storage import saga as log
+from storage.db import session_scope
+from storage.errors import DomainRefusal
+from storage.models import TERMINAL_STATUSES, Order
+from storage.settings import get_settings
+from tasks.inventory import check_inventory, release_inventory, reserve_inventory
+from tasks.payment import payment_key, process_payment, refund_payment
+from tasks.warehouse import revert_warehouse, update_warehouse
+
+CANCELLED_REASON = "cancelled by request"
+
+
+def _stock_args(order: Order) -> dict[str, Any]:
+    return {"product_id": order.product_id, "quantity": order.quantity}
+
+
+def _payment_args(order: Order) -> dict[str, Any]:
+    return {
+        "amount": order.amount,
+        "payment_method": order.payment_method,
+        "customer_id": order.customer_id,
+    }
+
+
+@dataclass(frozen=True)
+class Step:
+    task: Task
+    arguments: Callable[[Order], dict[str, Any]]
+    compensation: Task | None = None
+    idempotency_key: Callable[[str], str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+
+STEPS: tuple[Step, ...] = (
+    Step(check_inventory, _stock_args),
+    Step(reserve_inventory, _stock_args, release_inventory, lambda oid: f"{oid}:reservation"),
+    Step(process_payment, _payment_args, refund_payment, payment_key),
+    Step(update_warehouse, _stock_args, revert_warehouse, lambda oid: f"{oid}:warehouse"),
+)
+COMPENSATIONS: dict[str, Task] = {
+    s.compensation.name: s.compensation for s in STEPS if s.compensation
+}
+
+
+class LeaseLost(Exception):
+    """Another process took the order over; stop touching it."""
+
+
+class StopForward(Exception):
+    """The forward path ends here: a step failed or a cancel was requested."""
+
+    def __init__(self, reason: str, point: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.point = point
+
+
+@dataclass
+class SagaRun:
+    """One process driving one order while it holds the order's lease."""
+
+    order_id: str
+    owner: str
+
+    def _order(self) -> Order:
+        with session_scope() as session:
+            return log.get_order(session, order_id=self.order_id)
+
+    def _update(self, **values: Any) -> Order:
+        with session_scope() as session:
+            if not log.renew_lease(
+                session,
+                order_id=self.order_id,
+                owner=self.owner,
+                lease_seconds=get_settings().lease_seconds,
+            ):
+                raise LeaseLost(self.order_id)
+            return log.update_order(session, order_id=self.order_id, **values)
+
+    def forward(self) -> None:
+        """Run every step not yet completed; raise `StopForward` when the saga must unwind."""
+        for position, step in enumerate(STEPS):
+            order = self._update(status="running", current_step=step.name)
+            if order.cancel_requested:
+                raise StopForward(CANCELLED_REASON)
+            with session_scope() as session:
+                if step.compensation is not None:
+                    log.register_step(
+                        session,
+                        order_id=self.order_id,
+                        name=step.compensation.name,
+                        kind="compensation",
+                        position=position,
+                        idempotency_key=step.idempotency_key(self.order_id),
+                    )
+                row = log.register_step(
+                    session,
+                    order_id=self.order_id,
+                    name=step.name,
+                    kind="step",
+                    position=position,
+                    idempotency_key=step.idempotency_key(self.order_id)
+                    if step.idempotency_key
+                    else None,
+                )
+            if row.status == "completed":
+                continue
+            if row.status == "failed":
+                raise StopForward(row.error or f"{step.name} failed", step.name)
+            try:
+                step.task(self.order_id, **step.arguments(order))
+            except DomainRefusal as exc:
+                if step.compensation is not None:
+                    with session_scope() as session:
+                        log.set_step_status(
+                            session,
+                            order_id=self.order_id,
+                            name=step.compensation.name,
+                            status="skipped",
+                        )
+                raise StopForward(str(exc), step.name) from exc
+            except Exception as exc:
+                raise StopForward(f"{type(exc).__name__}: {exc}", step.name) from exc
+
+    def compensate(self) -> str:
+        """Unwind the rollback stack in reverse; every compensation runs even if one fails."""
+        self._update(status="compensating", current_step=None)
+        with session_scope() as session:
+            pending = [
+                row
+                for row in reversed(log.saga_steps(session, order_id=self.order_id))
+                if row.kind == "compensation"
+                and row.status in {"registered", "compensating", "failed"}
+            ]
+        errors = []
+        for row in pending:
+            self._update(current_step=row.name)
+            try:
+                COMPENSATIONS[row.name](self.order_id)
+            except Exception as exc:
+                errors.append(f"{row.name}: {type(exc).__name__}: {exc}")
+        order = self._order()
+        if errors:
+            status = "needs_attention"
+            reason = (order.failure_reason or "") + " | compensation failed: " + "; ".join(errors)
+            self._update(status=status, current_step=None, failure_reason=reason.lstrip(" |"))
+        else:
+            status = "cancelled" if order.cancel_requested else "failed"
+            self._update(status=status, current_step=None)
+        return status
+
+    def drive(self) -> str:
+        """Take the order from wherever its log says it is to a terminal status."""
+        order = self._order()
+        if order.status in {"pending", "running"}:
+            try:
+                self.forward()
+            except StopForward as stop:
+                self._update(failure_reason=stop.reason, failure_point=stop.point)
+            else:
+                self._update(status="completed", current_step=None)
+                return "completed"
+        return self.compensate()
+
+
+def drive_order(order_id: str, owner: str, *, stale_after: float = 0.0) -> str | None:
+    """Drive the order to its end if we can take its lease; None when someone else holds it."""
+    settings = get_settings()
+    with session_scope() as session:
+        if not log.acquire_lease(
+            session,
+            order_id=order_id,
+            owner=owner,
+            lease_seconds=settings.lease_seconds,
+            stale_after=stale_after,
+        ):
+            return None
+    run = SagaRun(order_id, owner)
+    try:
+        return run.drive()
+    except LeaseLost:
+        return None
+    finally:
+        with session_scope() as session:
+            log.release_lease(session, order_id=order_id, owner=owner)
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL_STATUSES

@@ -1,0 +1,1 @@
+"""Persistence: tables, sessions, atomic idempotent operations, the audit (no Prefect here)."""

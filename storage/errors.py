@@ -1,0 +1,27 @@
+"""Domain errors. A `DomainRefusal` means the step refused and changed nothing: never retried."""
+
+
+class DomainRefusal(Exception):
+    """The business said no; retrying cannot help."""
+
+
+class UnknownProduct(DomainRefusal):
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"unknown product {product_id!r}")
+
+
+class InsufficientStock(DomainRefusal):
+    def __init__(self, product_id: str, requested: int, available: int) -> None:
+        super().__init__(
+            f"insufficient stock for {product_id}: requested {requested}, available {available}"
+        )
+
+
+class CardDeclined(DomainRefusal):
+    def __init__(self, payment_method: str) -> None:
+        super().__init__(f"card declined for payment method {payment_method!r}")
+
+
+class OrderNotFound(LookupError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id!r} not found")

@@ -1,0 +1,123 @@
+"""SQLModel tables: the saga's source of truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "needs_attention", "cancelled"})
+ORDER_STATUSES = ("pending", "running", "compensating", *sorted(TERMINAL_STATUSES))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+
+    product_id: str = Field(primary_key=True)
+    name: str
+    unit_price: int = Field(description="cents per unit")
+    available: int
+    reserved: int = 0
+    total_received: int
+
+
+class Reservation(SQLModel, table=True):
+    __tablename__ = "reservations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(unique=True, index=True)
+    product_id: str = Field(foreign_key="products.product_id")
+    quantity: int
+    status: str = "held"  # held | released
+    created_at: datetime = Field(default_factory=utcnow)
+    released_at: datetime | None = None
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    charge_id: str = Field(primary_key=True)
+    order_id: str = Field(index=True)
+    idempotency_key: str = Field(unique=True, index=True)
+    amount: int
+    payment_method: str
+    customer_id: str
+    status: str = "charged"  # charged | refunded
+    created_at: datetime = Field(default_factory=utcnow)
+    refunded_at: datetime | None = None
+
+
+class WarehouseRecord(SQLModel, table=True):
+    __tablename__ = "warehouse_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(unique=True, index=True)
+    product_id: str
+    quantity: int
+    status: str = "applied"  # applied | reverted
+    created_at: datetime = Field(default_factory=utcnow)
+    reverted_at: datetime | None = None
+
+
+class OrderBase(SQLModel):
+    product_id: str
+    quantity: int
+    customer_id: str
+    payment_method: str
+
+
+class Order(OrderBase, table=True):
+    __tablename__ = "orders"
+
+    order_id: str = Field(primary_key=True)
+    workflow_id: str = Field(unique=True, index=True)
+    amount: int = 0
+    status: str = Field(default="pending", index=True)
+    current_step: str | None = None
+    failure_reason: str | None = None
+    failure_point: str | None = None
+    cancel_requested: bool = False
+    flow_run_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class SagaStep(SQLModel, table=True):
+    """One row per step and per compensation of an order: the durable rollback stack."""
+
+    __tablename__ = "saga_steps"
+    __table_args__ = (UniqueConstraint("order_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True)
+    name: str
+    kind: str  # step | compensation
+    position: int
+    # step: pending, running, completed, failed
+    # compensation: registered, compensating, compensated, failed, skipped
+    status: str
+    attempts: int = 0
+    idempotency_key: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class SagaEvent(SQLModel, table=True):
+    __tablename__ = "saga_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True)
+    step: str
+    status: str  # started | completed | failed | compensating | compensated
+    attempt: int
+    message: str = ""
+    timestamp: datetime = Field(default_factory=utcnow)

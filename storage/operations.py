@@ -1,0 +1,136 @@
+"""The side effects of the saga. Each is one atomic, idempotent operation keyed by the order:
+running it twice leaves the state as the first run left it, and every undo is a no-op when
+there is nothing to undo."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
+from storage.models import Payment, Product, Reservation, WarehouseRecord, utcnow
+
+DECLINED_PAYMENT_PREFIX = "tok_declined"
+
+
+def check_stock(session: Session, *, product_id: str, quantity: int) -> Product:
+    """Refuse an unknown product or a quantity above what is available now."""
+    product = session.get(Product, product_id)
+    if product is None:
+        raise UnknownProduct(product_id)
+    if product.available < quantity:
+        raise InsufficientStock(product_id, quantity, product.available)
+    return product
+
+
+def reserve_stock(
+    session: Session, *, order_id: str, product_id: str, quantity: int
+) -> Reservation:
+    """Hold `quantity` units for the order: a guarded UPDATE, the row count decides."""
+    existing = session.exec(select(Reservation).where(Reservation.order_id == order_id)).first()
+    if existing is not None:
+        return existing
+    result = session.execute(
+        update(Product)
+        .where(col(Product.product_id) == product_id, col(Product.available) >= quantity)
+        .values(available=Product.available - quantity, reserved=Product.reserved + quantity)
+    )
+    if result.rowcount != 1:
+        check_stock(session, product_id=product_id, quantity=quantity)
+        raise InsufficientStock(product_id, quantity, 0)
+    reservation = Reservation(order_id=order_id, product_id=product_id, quantity=quantity)
+    session.add(reservation)
+    session.flush()
+    return reservation
+
+
+def release_stock(session: Session, *, order_id: str) -> bool:
+    """Return a held reservation's units to stock. False when nothing was held."""
+    reservation = session.exec(
+        select(Reservation).where(Reservation.order_id == order_id, Reservation.status == "held")
+    ).first()
+    if reservation is None:
+        return False
+    released = session.execute(
+        update(Reservation)
+        .where(col(Reservation.id) == reservation.id, col(Reservation.status) == "held")
+        .values(status="released", released_at=utcnow())
+    )
+    if released.rowcount != 1:
+        return False
+    session.execute(
+        update(Product)
+        .where(col(Product.product_id) == reservation.product_id)
+        .values(
+            available=Product.available + reservation.quantity,
+            reserved=Product.reserved - reservation.quantity,
+        )
+    )
+    return True
+
+
+def charge(
+    session: Session,
+    *,
+    order_id: str,
+    idempotency_key: str,
+    amount: int,
+    payment_method: str,
+    customer_id: str,
+) -> Payment:
+    """Charge once per idempotency key; a repeat returns the first charge."""
+    existing = session.exec(
+        select(Payment).where(Payment.idempotency_key == idempotency_key)
+    ).first()
+    if existing is not None:
+        return existing
+    if payment_method.startswith(DECLINED_PAYMENT_PREFIX):
+        raise CardDeclined(payment_method)
+    payment = Payment(
+        charge_id=f"ch_{secrets.token_hex(12)}",
+        order_id=order_id,
+        idempotency_key=idempotency_key,
+        amount=amount,
+        payment_method=payment_method,
+        customer_id=customer_id,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def refund(session: Session, *, idempotency_key: str) -> bool:
+    """Refund the charge made under `idempotency_key`. False when there is none to refund."""
+    result = session.execute(
+        update(Payment)
+        .where(col(Payment.idempotency_key) == idempotency_key, col(Payment.status) == "charged")
+        .values(status="refunded", refunded_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def apply_warehouse(
+    session: Session, *, order_id: str, product_id: str, quantity: int
+) -> WarehouseRecord:
+    """Write the order's warehouse record once."""
+    existing = session.exec(
+        select(WarehouseRecord).where(WarehouseRecord.order_id == order_id)
+    ).first()
+    if existing is not None:
+        return existing
+    record = WarehouseRecord(order_id=order_id, product_id=product_id, quantity=quantity)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def revert_warehouse(session: Session, *, order_id: str) -> bool:
+    """Mark the order's warehouse record reverted. False when none is applied."""
+    result = session.execute(
+        update(WarehouseRecord)
+        .where(col(WarehouseRecord.order_id) == order_id, col(WarehouseRecord.status) == "applied")
+        .values(status="reverted", reverted_at=utcnow())
+    )
+    return result.rowcount == 1

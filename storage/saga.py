@@ -1,0 +1,280 @@
+"""Orders, leases and the saga log (steps, compensations and their events)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from storage.errors import OrderNotFound
+from storage.models import (
+    TERMINAL_STATUSES,
+    Order,
+    Product,
+    SagaEvent,
+    SagaStep,
+    utcnow,
+)
+
+
+def create_order(
+    session: Session,
+    *,
+    order_id: str,
+    workflow_id: str,
+    product_id: str,
+    quantity: int,
+    customer_id: str,
+    payment_method: str,
+) -> tuple[Order, bool]:
+    """Record a pending order. Returns (order, created); an existing id is returned unchanged."""
+    existing = session.get(Order, order_id)
+    if existing is None:
+        existing = session.exec(select(Order).where(Order.workflow_id == workflow_id)).first()
+    if existing is not None:
+        return existing, False
+    product = session.get(Product, product_id)
+    order = Order(
+        order_id=order_id,
+        workflow_id=workflow_id,
+        product_id=product_id,
+        quantity=quantity,
+        customer_id=customer_id,
+        payment_method=payment_method,
+        amount=quantity * product.unit_price if product else 0,
+    )
+    session.add(order)
+    session.flush()
+    return order, True
+
+
+def get_order(session: Session, *, order_id: str) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+def find_order(session: Session, *, order_or_workflow_id: str) -> Order | None:
+    """Look an order up by its order id or its workflow id."""
+    order = session.get(Order, order_or_workflow_id)
+    if order is None:
+        order = session.exec(select(Order).where(Order.workflow_id == order_or_workflow_id)).first()
+    return order
+
+
+def list_orders(session: Session, *, limit: int = 100, offset: int = 0) -> list[Order]:
+    statement = select(Order).order_by(col(Order.created_at).desc()).offset(offset).limit(limit)
+    return list(session.exec(statement).all())
+
+
+def acquire_lease(
+    session: Session,
+    *,
+    order_id: str,
+    owner: str,
+    lease_seconds: float,
+    stale_after: float | None = None,
+    statuses: frozenset[str] | None = None,
+) -> bool:
+    """Take the order's lease if it is free, ours, or older than `stale_after` seconds.
+
+    Only orders in `statuses` (default: every non-terminal status) can be leased.
+    """
+    now = utcnow()
+    stale_cutoff = now - timedelta(seconds=stale_after if stale_after is not None else 0)
+    allowed = statuses or frozenset({"pending", "running", "compensating"})
+    result = session.execute(
+        update(Order)
+        .where(
+            col(Order.order_id) == order_id,
+            col(Order.status).in_(sorted(allowed)),
+            or_(
+                col(Order.lease_owner).is_(None),
+                col(Order.lease_owner) == owner,
+                col(Order.lease_expires_at) < stale_cutoff,
+            ),
+        )
+        .values(
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+    )
+    return result.rowcount == 1
+
+
+def renew_lease(session: Session, *, order_id: str, owner: str, lease_seconds: float) -> bool:
+    """Extend our lease. False when another owner took it over."""
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(col(Order.order_id) == order_id, col(Order.lease_owner) == owner)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def release_lease(session: Session, *, order_id: str, owner: str) -> None:
+    session.execute(
+        update(Order)
+        .where(col(Order.order_id) == order_id, col(Order.lease_owner) == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def update_order(session: Session, *, order_id: str, **values: Any) -> Order:
+    """Set fields of an order; entering a terminal status stamps `finished_at`."""
+    order = get_order(session, order_id=order_id)
+    for field, value in values.items():
+        setattr(order, field, value)
+    order.updated_at = utcnow()
+    if order.status in TERMINAL_STATUSES and "status" in values:
+        order.finished_at = order.updated_at
+    session.add(order)
+    session.flush()
+    return order
+
+
+def request_cancel(session: Session, *, order_id: str) -> Order:
+    return update_order(session, order_id=order_id, cancel_requested=True)
+
+
+def register_step(
+    session: Session,
+    *,
+    order_id: str,
+    name: str,
+    kind: str,
+    position: int,
+    idempotency_key: str | None = None,
+) -> SagaStep:
+    """Put a step or compensation on the order's saga log once; later calls return it."""
+    row = saga_step(session, order_id=order_id, name=name)
+    if row is None:
+        row = SagaStep(
+            order_id=order_id,
+            name=name,
+            kind=kind,
+            position=position,
+            status="pending" if kind == "step" else "registered",
+            idempotency_key=idempotency_key,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def saga_step(session: Session, *, order_id: str, name: str) -> SagaStep | None:
+    return session.exec(
+        select(SagaStep).where(SagaStep.order_id == order_id, SagaStep.name == name)
+    ).first()
+
+
+def saga_steps(session: Session, *, order_id: str) -> list[SagaStep]:
+    return list(
+        session.exec(
+            select(SagaStep)
+            .where(SagaStep.order_id == order_id)
+            .order_by(col(SagaStep.position), col(SagaStep.kind).desc())
+        ).all()
+    )
+
+
+def set_step_status(
+    session: Session, *, order_id: str, name: str, status: str, error: str | None = None
+) -> None:
+    values: dict[str, Any] = {"status": status}
+    if error is not None:
+        values["error"] = error
+    session.execute(
+        update(SagaStep)
+        .where(col(SagaStep.order_id) == order_id, col(SagaStep.name) == name)
+        .values(**values)
+    )
+
+
+def begin_attempt(session: Session, *, order_id: str, name: str, event_status: str) -> int:
+    """Count a new attempt of a registered step or compensation and log it; returns its number."""
+    row = saga_step(session, order_id=order_id, name=name)
+    if row is None:
+        raise LookupError(f"{name} is not on the saga log of order {order_id}")
+    now = utcnow()
+    row.attempts += 1
+    row.status = "running" if row.kind == "step" else "compensating"
+    row.started_at = row.started_at or now
+    row.finished_at = None
+    session.add(row)
+    session.add(
+        SagaEvent(
+            order_id=order_id, step=name, status=event_status, attempt=row.attempts, timestamp=now
+        )
+    )
+    return row.attempts
+
+
+def end_attempt(
+    session: Session,
+    *,
+    order_id: str,
+    name: str,
+    attempt: int,
+    event_status: str,
+    message: str = "",
+) -> None:
+    """Log how an attempt ended (`completed`, `compensated` or `failed`)."""
+    now = utcnow()
+    values: dict[str, Any] = {"finished_at": now}
+    if event_status == "failed":
+        values["error"] = message
+    else:
+        values["status"] = event_status
+    session.execute(
+        update(SagaStep)
+        .where(col(SagaStep.order_id) == order_id, col(SagaStep.name) == name)
+        .values(**values)
+    )
+    session.add(
+        SagaEvent(
+            order_id=order_id,
+            step=name,
+            status=event_status,
+            attempt=attempt,
+            message=message,
+            timestamp=now,
+        )
+    )
+
+
+def record_event(
+    session: Session, *, order_id: str, step: str, status: str, attempt: int = 0, message: str = ""
+) -> None:
+    session.add(
+        SagaEvent(order_id=order_id, step=step, status=status, attempt=attempt, message=message)
+    )
+
+
+def events(session: Session, *, order_id: str) -> list[SagaEvent]:
+    return list(
+        session.exec(
+            select(SagaEvent).where(SagaEvent.order_id == order_id).order_by(col(SagaEvent.id))
+        ).all()
+    )
+
+
+def stale_orders(
+    session: Session, *, stale_after: float, now: datetime | None = None
+) -> list[Order]:
+    """Non-terminal orders whose lease expired more than `stale_after` seconds ago (or never
+    had one and were created that long ago)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
+    statement = select(Order).where(
+        col(Order.status).not_in(sorted(TERMINAL_STATUSES)),
+        or_(
+            col(Order.lease_expires_at) < cutoff,
+            (col(Order.lease_expires_at).is_(None)) & (col(Order.updated_at) < cutoff),
+        ),
+    )
+    return list(session.exec(statement.order_by(col(Order.created_at))).all())

@@ -1,0 +1,50 @@
+"""FlowForge settings: every knob is an environment variable with a default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DB_PATH = ".flowforge/flowforge.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Read once per process from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    db_path: str = Field(default=DEFAULT_DB_PATH, validation_alias="FLOWFORGE_DB_PATH")
+    step_retries: int = Field(default=3, ge=0, validation_alias="FLOWFORGE_STEP_RETRIES")
+    compensation_retries: int = Field(
+        default=3, ge=0, validation_alias="FLOWFORGE_COMPENSATION_RETRIES"
+    )
+    retry_delays: Annotated[list[float], NoDecode] = Field(
+        default=[0.5, 1.0, 2.0],
+        validation_alias="FLOWFORGE_RETRY_DELAYS",
+    )
+    lease_seconds: float = Field(default=30.0, gt=0, validation_alias="FLOWFORGE_LEASE_SECONDS")
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()] or [0.0]
+        if isinstance(value, int | float):
+            return [float(value)]
+        return value
+
+    def resolved_database_url(self) -> str:
+        """`DATABASE_URL`, or the SQLite file at `FLOWFORGE_DB_PATH`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.db_path).expanduser().absolute()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Prefect tasks: one module per integration, each step next to its compensation."""

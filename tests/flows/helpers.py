@@ -1,0 +1,43 @@
+"""Factory helpers for flow tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.fulfill import record_order, run_order
+from storage.db import session_scope
+from storage.snapshot import snapshot
+
+
+def place(
+    product_id: str = "SKU-001",
+    quantity: int = 2,
+    customer_id: str = "cust-42",
+    payment_method: str = "tok_visa",
+    order_id: str | None = None,
+) -> dict[str, Any]:
+    """Record an order and run its saga in this process; return its summary."""
+    order_id, _ = record_order(
+        product_id=product_id,
+        quantity=quantity,
+        customer_id=customer_id,
+        payment_method=payment_method,
+        order_id=order_id,
+    )
+    return run_order(order_id)
+
+
+def engine_state() -> dict[str, Any]:
+    with session_scope() as session:
+        return snapshot(session)
+
+
+def attempts_of(summary: dict[str, Any], step: str) -> list[tuple[str, int]]:
+    return [(e["status"], e["attempt"]) for e in summary["events"] if e["step"] == step]
+
+
+def flow_run_state_name(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state.name

@@ -1,0 +1,129 @@
+"""`python -m flows.fulfill`: the JSON contract, exit codes, and bad input that touches nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from flows.fulfill import main
+from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.flows.helpers import engine_state
+
+GOOD = [
+    "--product",
+    "SKU-001",
+    "--quantity",
+    "2",
+    "--customer",
+    "c1",
+    "--payment-method",
+    "tok_visa",
+]
+JSON_FIELDS = {
+    "order_id",
+    "workflow_id",
+    "status",
+    "steps_completed",
+    "compensations",
+    "compensation_triggered",
+    "failure_reason",
+    "flow_run_id",
+    "events",
+}
+
+
+def without(flag: str) -> list[str]:
+    i = GOOD.index(flag)
+    return GOOD[:i] + GOOD[i + 2 :]
+
+
+def with_value(flag: str, value: str) -> list[str]:
+    args = list(GOOD)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (with_value("--quantity", "0"), {}, "must be at least 1"),
+        (with_value("--quantity", "-3"), {}, "must be at least 1"),
+        (with_value("--quantity", "two"), {}, "must be a whole number"),
+        (without("--product"), {}, "--product"),
+        (without("--customer"), {}, "--customer"),
+        (without("--payment-method"), {}, "--payment-method"),
+        (with_value("--customer", "  "), {}, "must not be empty"),
+        ([*GOOD, "--order-id", "bad id!"], {}, "not a valid order id"),
+        (GOOD, {"FAIL_AT": "moon"}, "unknown point 'moon'"),
+        (GOOD, {"CRASH_AT": "payment:sideways"}, "needs ':before' or ':after'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(db, capsys, monkeypatch, argv, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    before = engine_state()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert engine_state() == before
+
+
+def test_bad_input_in_a_real_process(db):
+    proc = subprocess.run(
+        [PYTHON, "-m", "flows.fulfill", *with_value("--quantity", "0")],
+        env=child_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "python -m flows.fulfill: error: argument --quantity: must be at least 1, got 0"
+    ]
+    assert not db.exists() or engine_state()["payments"] == []
+
+
+def run_cli(api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "flows.fulfill", *args],
+        env=child_env(api_url, **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_json_contract_and_exit_codes(db, prefect_server):
+    done = run_cli(prefect_server, *GOOD, "--json", "--order-id", "cli-1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result.keys() >= JSON_FIELDS
+    assert (result["order_id"], result["workflow_id"], result["status"]) == (
+        "cli-1",
+        "order-cli-1",
+        "completed",
+    )
+    assert set(result["events"][0]) == {"step", "status", "attempt", "message", "timestamp"}
+
+    failed = run_cli(prefect_server, *GOOD, "--json", FAIL_AT="warehouse")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["compensations"] == [
+        "revert_warehouse",
+        "refund_payment",
+        "release_inventory",
+    ]
+
+    stuck = run_cli(prefect_server, *GOOD, FAIL_AT="warehouse,release")
+    assert stuck.returncode == 3
+    assert "needs_attention" in stuck.stdout and "release_inventory" in stuck.stdout
+
+    again = run_cli(prefect_server, *GOOD, "--json", "--order-id", "cli-1")
+    assert again.returncode == 0
+    assert json.loads(again.stdout) == result
+    assert_audit_clean()
