@@ -4,14 +4,32 @@ the CLI's exit code and its human summary."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prefect import Flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, State
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
 EXIT_IN_PROGRESS = 4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a cancel or a retry did: the order's summary after it, whether anything changed."""
+
+    summary: dict[str, Any]
+    changed: bool
+    message: str
+
+
+def run_locally(flow: Flow, **parameters: Any) -> Any:
+    """Run a flow in this process, without the ~1 s heartbeat-thread join at exit."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return flow(**parameters)
 
 
 def exit_code(status: str) -> int:

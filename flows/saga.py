@@ -178,8 +178,17 @@ class SagaRun:
         return self.compensate()
 
 
-def drive_order(order_id: str, owner: str, *, stale_after: float = 0.0) -> str | None:
-    """Drive the order to its end if we can take its lease; None when someone else holds it."""
+def drive_order(
+    order_id: str,
+    owner: str,
+    *,
+    flow_run_id: str | None = None,
+    statuses: frozenset[str] | None = None,
+    before: dict[str, Any] | None = None,
+) -> str | None:
+    """Take the order's lease and drive it to a terminal status; None when another process
+    holds it. `statuses` widens which orders may be taken (e.g. `needs_attention` for a
+    retry), `before` are fields set once the lease is ours (e.g. `status="compensating"`)."""
     settings = get_settings()
     with session_scope() as session:
         if not log.acquire_lease(
@@ -187,9 +196,14 @@ def drive_order(order_id: str, owner: str, *, stale_after: float = 0.0) -> str |
             order_id=order_id,
             owner=owner,
             lease_seconds=settings.lease_seconds,
-            stale_after=stale_after,
+            statuses=statuses,
         ):
             return None
+        values = dict(before or {})
+        if flow_run_id:
+            values["flow_run_id"] = flow_run_id
+        if values:
+            log.update_order(session, order_id=order_id, **values)
     run = SagaRun(order_id, owner)
     try:
         return run.drive()

@@ -8,6 +8,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "needs_attention", "cancelled"})
+ACTIVE_STATUSES = frozenset({"pending", "running", "compensating"})
 ORDER_STATUSES = ("pending", "running", "compensating", *sorted(TERMINAL_STATUSES))
 
 

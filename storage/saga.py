@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from storage.errors import OrderNotFound
 from storage.models import (
+    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Order,
     Product,
@@ -76,16 +77,14 @@ def acquire_lease(
     order_id: str,
     owner: str,
     lease_seconds: float,
-    stale_after: float | None = None,
     statuses: frozenset[str] | None = None,
 ) -> bool:
-    """Take the order's lease if it is free, ours, or older than `stale_after` seconds.
+    """Take the order's lease if it is free, already ours, or expired (a conditional update).
 
     Only orders in `statuses` (default: every non-terminal status) can be leased.
     """
     now = utcnow()
-    stale_cutoff = now - timedelta(seconds=stale_after if stale_after is not None else 0)
-    allowed = statuses or frozenset({"pending", "running", "compensating"})
+    allowed = statuses or ACTIVE_STATUSES
     result = session.execute(
         update(Order)
         .where(
@@ -94,7 +93,7 @@ def acquire_lease(
             or_(
                 col(Order.lease_owner).is_(None),
                 col(Order.lease_owner) == owner,
-                col(Order.lease_expires_at) < stale_cutoff,
+                col(Order.lease_expires_at) < now,
             ),
         )
         .values(
@@ -138,8 +137,14 @@ def update_order(session: Session, *, order_id: str, **values: Any) -> Order:
     return order
 
 
-def request_cancel(session: Session, *, order_id: str) -> Order:
-    return update_order(session, order_id=order_id, cancel_requested=True)
+def request_cancel(session: Session, *, order_id: str) -> bool:
+    """Flag the order for cancellation; False when it was already flagged."""
+    result = session.execute(
+        update(Order)
+        .where(col(Order.order_id) == order_id, col(Order.cancel_requested).is_(False))
+        .values(cancel_requested=True, updated_at=utcnow())
+    )
+    return result.rowcount == 1
 
 
 def register_step(

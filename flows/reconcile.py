@@ -1,0 +1,108 @@
+"""The recovery sweep: every non-terminal order whose lease went stale is driven to a terminal
+status (resumed forward, or its pending compensations run); `--retry` settles a
+`needs_attention` order. Safe to run from several processes at once: leases decide.
+`python -m flows.reconcile [--stale-after SECONDS] [--retry ORDER_ID]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.cli import OneLineParser, valid_order_id
+from flows.fulfill import fulfill_order, order_result
+from flows.outcome import Outcome, publish_artifact, run_locally
+from flows.saga import drive_order
+from storage import saga as log
+from storage.db import session_scope
+from storage.errors import OrderNotFound
+
+DEFAULT_STALE_AFTER = 60.0
+
+
+def _retry(order_id: str, owner: str) -> Outcome:
+    before = order_result(order_id)
+    if before["status"] != "needs_attention":
+        return Outcome(
+            before,
+            False,
+            f"order {order_id} is {before['status']}; only needs_attention is retried",
+        )
+    status = drive_order(
+        order_id,
+        owner,
+        statuses=frozenset({"needs_attention"}),
+        before={"status": "compensating"},
+    )
+    summary = order_result(order_id)
+    if status is None:
+        return Outcome(summary, False, f"order {order_id} is being retried elsewhere")
+    return Outcome(summary, True, f"order {order_id} retried: now {summary['status']}")
+
+
+def _sweep(stale_after: float) -> dict[str, Any]:
+    with session_scope() as session:
+        stale = [o.order_id for o in log.stale_orders(session, stale_after=stale_after)]
+    tally: dict[str, list[str]] = {}
+    for order_id in stale:
+        fulfill_order(order_id, return_state=True)
+        tally.setdefault(order_result(order_id)["status"], []).append(order_id)
+    return {"swept": len(stale), "stale_after": stale_after, "orders": tally}
+
+
+@flow(name="reconcile", persist_result=False)
+def reconcile(stale_after: float = DEFAULT_STALE_AFTER, retry_order_id: str | None = None) -> dict:
+    """One recovery sweep, or the retry of one `needs_attention` order."""
+    if retry_order_id is None:
+        return _sweep(stale_after)
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    outcome = _retry(retry_order_id, owner=f"retry:{run_id}")
+    publish_artifact(outcome.summary)
+    return {"summary": outcome.summary, "changed": outcome.changed, "message": outcome.message}
+
+
+def retry_order(order_id: str) -> Outcome:
+    """Re-run the pending compensations of a `needs_attention` order in this process."""
+    order_result(order_id)  # raises OrderNotFound before a flow run is made
+    return Outcome(**run_locally(reconcile, retry_order_id=order_id))
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m flows.reconcile", description=__doc__)
+    parser.add_argument("--stale-after", type=_non_negative, default=DEFAULT_STALE_AFTER)
+    parser.add_argument("--retry", type=valid_order_id, metavar="ORDER_ID")
+    args = parser.parse_args(argv)
+    if args.retry:
+        try:
+            outcome = retry_order(args.retry)
+        except OrderNotFound as exc:
+            parser.error(str(exc))
+        result = {
+            "retried": args.retry,
+            "status": outcome.summary["status"],
+            "changed": outcome.changed,
+            "message": outcome.message,
+        }
+    else:
+        result = run_locally(reconcile, stale_after=args.stale_after)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
