@@ -13,7 +13,14 @@ from prefect.runtime import flow_run
 from prefect.states import State
 
 from flows.cli import OneLineParser, non_empty, positive_int, valid_order_id
-from flows.outcome import exit_code, human_summary, prefect_state, publish_artifact, run_locally
+from flows.outcome import (
+    exit_code,
+    handed_over,
+    human_summary,
+    prefect_state,
+    publish_artifact,
+    run_locally,
+)
 from flows.saga import drive_order
 from storage import saga as log
 from storage.db import session_scope
@@ -27,19 +34,15 @@ def order_result(order_id: str) -> dict[str, Any]:
         return order_summary(session, log.get_order(session, order_id=order_id))
 
 
-def finish_run(order_id: str) -> State:
-    """Publish the saga timeline on the current flow run and return its final state."""
-    summary = order_result(order_id)
-    publish_artifact(summary)
-    return prefect_state(summary)
-
-
 @flow(name="fulfill-order", flow_run_name="{order_id}", persist_result=False)
 def fulfill_order(order_id: str) -> State:
     """Drive one recorded order through check → reserve → charge → warehouse, or unwind it."""
     run_id = str(flow_run.get_id() or uuid.uuid4())
-    drive_order(order_id, owner=f"fulfill:{run_id}", flow_run_id=run_id)
-    return finish_run(order_id)
+    if drive_order(order_id, owner=f"fulfill:{run_id}", flow_run_id=run_id) is None:
+        return handed_over(order_result(order_id))
+    summary = order_result(order_id)
+    publish_artifact(summary)
+    return prefect_state(summary)
 
 
 def new_order_id() -> str:

@@ -15,6 +15,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
 EXIT_IN_PROGRESS = 4
+HANDED_OVER = "HandedOver"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,15 @@ def prefect_state(summary: dict[str, Any]) -> State:
         return Failed(name="NeedsAttention", message=reason)
     if status == "cancelled":
         return Cancelled(message=reason or "cancelled and compensated")
-    return Completed(name="Handed over", message=f"order is {status}, driven elsewhere")
+    raise ValueError(f"order {summary['order_id']} is still {status}")
+
+
+def handed_over(summary: dict[str, Any]) -> State:
+    """The state of a run that found the order held or settled by someone else."""
+    return Completed(
+        name=HANDED_OVER,
+        message=f"order {summary['order_id']} is {summary['status']}; left to its current owner",
+    )
 
 
 def timeline_markdown(summary: dict[str, Any]) -> str:

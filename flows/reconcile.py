@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 
 from flows.cli import OneLineParser, valid_order_id
 from flows.fulfill import fulfill_order, order_result
-from flows.outcome import Outcome, publish_artifact, run_locally
+from flows.outcome import HANDED_OVER, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
 from storage import saga as log
 from storage.db import session_scope
@@ -50,8 +50,9 @@ def _sweep(stale_after: float) -> dict[str, Any]:
         stale = [o.order_id for o in log.stale_orders(session, stale_after=stale_after)]
     tally: dict[str, list[str]] = {}
     for order_id in stale:
-        fulfill_order(order_id, return_state=True)
-        tally.setdefault(order_result(order_id)["status"], []).append(order_id)
+        state = fulfill_order(order_id, return_state=True)
+        outcome = "skipped" if state.name == HANDED_OVER else order_result(order_id)["status"]
+        tally.setdefault(outcome, []).append(order_id)
     return {"swept": len(stale), "stale_after": stale_after, "orders": tally}
 
 

@@ -25,6 +25,33 @@ def check_stock(session: Session, *, product_id: str, quantity: int) -> Product:
     return product
 
 
+def receive_stock(
+    session: Session, *, product_id: str, quantity: int, name: str = "", unit_price: int = 1000
+) -> Product:
+    """Add received units to a product, creating it if it is new."""
+    product = session.get(Product, product_id)
+    if product is None:
+        product = Product(
+            product_id=product_id,
+            name=name or product_id,
+            unit_price=unit_price,
+            available=0,
+            total_received=0,
+        )
+        session.add(product)
+        session.flush()
+    session.execute(
+        update(Product)
+        .where(col(Product.product_id) == product_id)
+        .values(
+            available=Product.available + quantity,
+            total_received=Product.total_received + quantity,
+        )
+    )
+    session.refresh(product)
+    return product
+
+
 def reserve_stock(
     session: Session, *, order_id: str, product_id: str, quantity: int
 ) -> Reservation:

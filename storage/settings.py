@@ -28,6 +28,15 @@ class Settings(BaseSettings):
         validation_alias="FLOWFORGE_RETRY_DELAYS",
     )
     lease_seconds: float = Field(default=30.0, gt=0, validation_alias="FLOWFORGE_LEASE_SECONDS")
+    # The service (api/, deployments/): see docs/service.md.
+    api_token: str = Field(default="", validation_alias="FLOWFORGE_API_TOKEN")
+    api_host: str = Field(default="127.0.0.1", validation_alias="FLOWFORGE_API_HOST")
+    api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="FLOWFORGE_API_PORT")
+    runner_limit: int = Field(default=4, ge=1, validation_alias="FLOWFORGE_RUNNER_LIMIT")
+    runner_poll_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="FLOWFORGE_RUNNER_POLL_SECONDS"
+    )
+    submit_retries: int = Field(default=2, ge=0, validation_alias="FLOWFORGE_SUBMIT_RETRIES")
 
     @field_validator("retry_delays", mode="before")
     @classmethod

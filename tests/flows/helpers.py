@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
-from flows.fulfill import record_order, run_order
+from flows.fulfill import order_result, record_order, run_order
 from storage.db import session_scope
 from storage.snapshot import snapshot
+from tests.conftest import PYTHON, ROOT, child_env
 
 
 def place(
@@ -41,3 +43,45 @@ def flow_run_state_name(flow_run_id: str) -> str:
 
     with get_client(sync_client=True) as client:
         return client.read_flow_run(flow_run_id).state.name
+
+
+def spawn_order(
+    api_url: str, order_id: str, *, product_id: str = "SKU-003", quantity: int = 2, **env: str
+) -> subprocess.Popen:
+    """Start `python -m flows.fulfill --json` for one order in its own process."""
+    return subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "flows.fulfill",
+            "--product",
+            product_id,
+            "--quantity",
+            str(quantity),
+            "--customer",
+            "cust-" + order_id,
+            "--payment-method",
+            "tok_visa",
+            "--order-id",
+            order_id,
+            "--json",
+        ],
+        env=child_env(api_url, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def order_status(order_id: str) -> str:
+    return order_result(order_id)["status"]
+
+
+def completions_per_step(summary: dict[str, Any]) -> dict[str, int]:
+    """How many attempts of each step and compensation reported success."""
+    counts: dict[str, int] = {}
+    for event in summary["events"]:
+        if event["status"] in {"completed", "compensated"}:
+            counts[event["step"]] = counts.get(event["step"], 0) + 1
+    return counts

@@ -1,0 +1,201 @@
+"""Aggregate read-only queries for the dashboard: counted, summed and paged in SQL, so a page
+stays fast on tens of thousands of orders."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
+
+from storage.models import Order, Payment, Reservation, SagaStep, WarehouseRecord
+from storage.snapshot import iso, payment_dict
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Which orders the orders table shows."""
+
+    statuses: Sequence[str] = ()
+    products: Sequence[str] = ()
+    search: str = ""
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses of this filter."""
+        conditions = []
+        if self.statuses:
+            conditions.append(col(Order.status).in_(list(self.statuses)))
+        if self.products:
+            conditions.append(col(Order.product_id).in_(list(self.products)))
+        if self.search.strip():
+            conditions.append(col(Order.order_id).contains(self.search.strip()))
+        return conditions
+
+
+def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[float]:
+    """`end - start` in seconds, in the dialect of the session's database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def order_duration(session: Session) -> ColumnElement[float]:
+    """Seconds from an order's creation to its end (NULL while it is in progress)."""
+    return _seconds_between(session, Order.created_at, Order.finished_at)
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """Number of orders per status."""
+    rows = session.exec(select(Order.status, func.count()).group_by(Order.status)).all()
+    return dict(rows)
+
+
+def latency_percentiles(
+    session: Session, quantiles: Sequence[float] = (0.5, 0.95)
+) -> dict[float, float | None]:
+    """Nearest-rank percentiles of finished orders' latency in seconds (None without any)."""
+    duration = order_duration(session)
+    finished = col(Order.finished_at).is_not(None)
+    count = session.exec(select(func.count()).select_from(Order).where(finished)).one()
+    result: dict[float, float | None] = {}
+    for quantile in quantiles:
+        if not count:
+            result[quantile] = None
+            continue
+        rank = min(count - 1, max(0, math.ceil(quantile * count) - 1))
+        value = session.exec(
+            select(duration).where(finished).order_by(duration).offset(rank).limit(1)
+        ).one()
+        result[quantile] = float(value)
+    return result
+
+
+def order_page(
+    session: Session, order_filter: OrderFilter, *, limit: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the orders matching the filter, newest first, and how many match in all."""
+    conditions = order_filter.conditions()
+    total = session.exec(select(func.count()).select_from(Order).where(*conditions)).one()
+    rows = session.exec(
+        select(Order, order_duration(session))
+        .where(*conditions)
+        .order_by(col(Order.created_at).desc(), col(Order.order_id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    page = [
+        {
+            "order_id": order.order_id,
+            "product_id": order.product_id,
+            "quantity": order.quantity,
+            "customer_id": order.customer_id,
+            "status": order.status,
+            "created_at": order.created_at,
+            "duration_s": duration,
+            "failure_reason": order.failure_reason,
+        }
+        for order, duration in rows
+    ]
+    return page, total
+
+
+def failure_points(session: Session) -> dict[str, int]:
+    """Unsuccessful orders per step where their forward path stopped."""
+    rows = session.exec(
+        select(Order.failure_point, func.count())
+        .where(col(Order.failure_point).is_not(None))
+        .group_by(Order.failure_point)
+        .order_by(func.count().desc())
+    ).all()
+    return dict(rows)
+
+
+def compensation_runs(session: Session) -> list[dict[str, Any]]:
+    """Compensations that ran at least once: per name and final status, orders and attempts."""
+    rows = session.exec(
+        select(SagaStep.name, SagaStep.status, func.count(), func.sum(SagaStep.attempts))
+        .where(SagaStep.kind == "compensation", SagaStep.attempts > 0)
+        .group_by(SagaStep.name, SagaStep.status)
+        .order_by(SagaStep.name, SagaStep.status)
+    ).all()
+    return [
+        {"compensation": name, "status": status, "orders": orders, "attempts": attempts}
+        for name, status, orders, attempts in rows
+    ]
+
+
+def money(session: Session) -> dict[str, int]:
+    """Cents charged (ever), refunded, and the net kept."""
+    rows = dict(
+        session.exec(
+            select(Payment.status, func.coalesce(func.sum(Payment.amount), 0)).group_by(
+                Payment.status
+            )
+        ).all()
+    )
+    charged = sum(rows.values())
+    refunded = rows.get("refunded", 0)
+    return {"charged": charged, "refunded": refunded, "net": charged - refunded}
+
+
+def recent_payments(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    """The newest payments."""
+    rows = session.exec(
+        select(Payment).order_by(col(Payment.created_at).desc()).limit(limit)
+    ).all()
+    return [payment_dict(payment) for payment in rows]
+
+
+def attention_queue(session: Session, *, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The newest `needs_attention` orders with their error, and how many there are in all."""
+    waiting = Order.status == "needs_attention"
+    total = session.exec(select(func.count()).select_from(Order).where(waiting)).one()
+    rows = session.exec(
+        select(Order).where(waiting).order_by(col(Order.created_at).desc()).limit(limit)
+    ).all()
+    queue = [
+        {
+            "order_id": order.order_id,
+            "product_id": order.product_id,
+            "quantity": order.quantity,
+            "failure_reason": order.failure_reason,
+            "updated_at": order.updated_at,
+        }
+        for order in rows
+    ]
+    return queue, total
+
+
+def order_records(session: Session, *, order_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The order's reservation, payments and warehouse record."""
+    reservations = session.exec(select(Reservation).where(Reservation.order_id == order_id)).all()
+    payments = session.exec(select(Payment).where(Payment.order_id == order_id)).all()
+    records = session.exec(
+        select(WarehouseRecord).where(WarehouseRecord.order_id == order_id)
+    ).all()
+    return {
+        "reservation": [
+            {
+                "product_id": r.product_id,
+                "quantity": r.quantity,
+                "status": r.status,
+                "created_at": iso(r.created_at),
+                "released_at": iso(r.released_at),
+            }
+            for r in reservations
+        ],
+        "payment": [payment_dict(p) for p in payments],
+        "warehouse": [
+            {
+                "product_id": w.product_id,
+                "quantity": w.quantity,
+                "status": w.status,
+                "created_at": iso(w.created_at),
+                "reverted_at": iso(w.reverted_at),
+            }
+            for w in records
+        ],
+    }

@@ -1,0 +1,148 @@
+"""Cancellation of in-flight and completed orders; `--retry` of a needs_attention order."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from flows.cancel import cancel
+from flows.reconcile import retry_order
+from storage.errors import OrderNotFound
+from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.flows.helpers import engine_state, order_result, place, spawn_order
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+def test_cancel_completed_order_compensates_everything(prefect_server):
+    done = place(order_id="done-1")
+    assert done["status"] == "completed"
+    outcome = cancel("done-1")
+    assert outcome.changed
+    result = outcome.summary
+    assert result["status"] == "cancelled"
+    assert result["failure_reason"] == "cancelled by request"
+    assert result["compensations"] == ["revert_warehouse", "refund_payment", "release_inventory"]
+    state = engine_state()
+    assert [p["status"] for p in state["payments"]] == ["refunded"]
+    assert [w["status"] for w in state["warehouse"]] == ["reverted"]
+    assert_audit_clean()
+
+
+def test_cancel_in_flight_order_stops_at_next_boundary(prefect_server):
+    # payment fails once and waits 3 s before its retry: time enough to cancel mid-flight
+    proc = spawn_order(prefect_server, "fly-1", FAIL_AT="payment:1", FLOWFORGE_RETRY_DELAYS="3")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if any(e["status"] == "failed" for e in order_result("fly-1")["events"]):
+                break
+        except OrderNotFound:
+            pass
+        time.sleep(0.1)
+    outcome = cancel("fly-1")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err[-2000:]
+    result = order_result("fly-1")
+    assert outcome.summary["status"] == result["status"] == "cancelled"
+    assert "update_warehouse" not in result["steps_completed"]
+    assert result["compensations"] == ["refund_payment", "release_inventory"]
+    assert json.loads(out)["status"] == "cancelled"
+    assert_audit_clean()
+
+
+def test_cancel_settled_order_is_a_noop(prefect_server, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "payment")
+    failed = place(order_id="gone-1")
+    before = engine_state()
+    outcome = cancel("gone-1")
+    assert not outcome.changed
+    assert outcome.message == "order gone-1 is already failed"
+    assert outcome.summary["status"] == "failed"
+    assert engine_state() == before
+    assert failed["events"] == outcome.summary["events"]
+    assert_audit_clean()
+
+
+def test_cancel_cli(prefect_server):
+    place(order_id="cli-cancel")
+    env = child_env(prefect_server)
+    ok = subprocess.run(
+        [PYTHON, "-m", "flows.cancel", "cli-cancel", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["status"] == "cancelled"
+    unknown = subprocess.run(
+        [PYTHON, "-m", "flows.cancel", "nope"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "python -m flows.cancel: error: order 'nope' not found"
+    assert_audit_clean()
+
+
+def test_needs_attention_then_retry_after_fault_is_gone(prefect_server, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "warehouse,release")
+    stuck = place(order_id="stuck-1")
+    assert stuck["status"] == "needs_attention"
+    assert "release_inventory" in stuck["failure_reason"]
+    snapshot_order = next(o for o in engine_state()["orders"] if o["order_id"] == "stuck-1")
+    assert snapshot_order["status"] == "needs_attention"
+
+    still = retry_order("stuck-1")  # the fault is still there: stays needs_attention
+    assert still.summary["status"] == "needs_attention"
+
+    monkeypatch.delenv("FAIL_AT")
+    outcome = retry_order("stuck-1")
+    assert outcome.changed
+    assert outcome.summary["status"] == "failed"
+    saga = {row["name"]: row["status"] for row in outcome.summary["saga"]}
+    assert saga["release_inventory"] == "compensated"
+    again = retry_order("stuck-1")
+    assert not again.changed and "only needs_attention is retried" in again.message
+    assert_audit_clean()
+
+
+def test_reconcile_cli_retry_and_bad_input(prefect_server):
+    env = child_env(prefect_server)
+    bad = subprocess.run(
+        [PYTHON, "-m", "flows.reconcile", "--stale-after", "-1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    missing = subprocess.run(
+        [PYTHON, "-m", "flows.reconcile", "--retry", "ghost"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "order 'ghost' not found" in missing.stderr
+    sweep = subprocess.run(
+        [PYTHON, "-m", "flows.reconcile"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sweep.returncode == 0
+    assert json.loads(sweep.stdout) == {"swept": 0, "stale_after": 60.0, "orders": {}}
