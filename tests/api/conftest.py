@@ -1,0 +1,1 @@
+from tests.api.helpers import client  # noqa: F401  (fixture)

@@ -1,0 +1,154 @@
+"""The HTTP API against a real SQLite database, with no Prefect server configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import operations
+from storage import saga as log
+from storage.db import session_scope
+from storage.settings import get_settings
+from tests.api.helpers import ORDER, order_body
+
+
+def test_health(client):
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_post_order_records_it_and_says_its_run_is_pending(client):
+    response = client.post("/orders", json=ORDER)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["order_id"].startswith("ord_")
+    assert body["workflow_id"] == f"order-{body['order_id']}"
+    assert (body["status"], body["flow_run_id"]) == ("pending", None)
+    assert "sweep" in body["message"]
+    status = client.get(f"/orders/{body['workflow_id']}/status").json()
+    assert status["status"] == "pending"
+    assert status["flow_run"] is None
+    for key in ("steps_completed", "compensation_triggered", "current_step", "failure_reason"):
+        assert key in status
+    assert status["events"] == []
+
+
+def test_client_workflow_id_is_kept_and_a_repeat_is_409(client):
+    first = client.post("/orders", json=order_body(workflow_id="wf-1"))
+    assert first.json()["workflow_id"] == "wf-1"
+    again = client.post("/orders", json=order_body(workflow_id="wf-1"))
+    assert again.status_code == 409
+    assert "wf-1" in again.json()["detail"]
+    by_order_id = client.get(f"/orders/{first.json()['order_id']}/status")
+    assert by_order_id.json()["workflow_id"] == "wf-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in ORDER.items() if k != "quantity"}, "quantity"),
+        (order_body(quantity=0), "quantity"),
+        (order_body(quantity="two"), "quantity"),
+        (order_body(quantity=10**30), "quantity"),
+        (order_body(product_id="  "), "product_id"),
+        (order_body(customer_id="\x00"), "customer_id"),
+        (order_body(payment_method=7), "payment_method"),
+        (order_body(workflow_id="has space"), "workflow_id"),
+        (order_body(colour="red"), "colour"),
+    ],
+)
+def test_validation_errors_are_422_naming_the_field(client, body, field):
+    response = client.post("/orders", json=body)
+    assert response.status_code == 422
+    assert any(error["loc"][-1] == field for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"[1, 2]", b"null", b"", "\ud800".encode("utf-8", "surrogatepass")]
+)
+def test_malformed_bodies_are_422_not_500(client, raw):
+    response = client.post("/orders", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/orders/nope/status"),
+        ("post", "/orders/nope/cancel"),
+        ("post", "/orders/nope/retry"),
+        ("get", "/payments/ch_nope"),
+    ],
+)
+def test_unknown_ids_are_404(client, method, path):
+    assert getattr(client, method)(path).status_code == 404
+
+
+def test_token_guards_every_endpoint_but_health(client, monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_API_TOKEN", "s3cret")
+    get_settings.cache_clear()
+    assert client.get("/health").status_code == 200
+    assert client.get("/inventory").status_code == 401
+    wrong = client.get("/inventory", headers={"Authorization": "Bearer guess"})
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
+    assert client.post("/orders", json={}).status_code == 401
+    right = client.get("/inventory", headers={"Authorization": "Bearer s3cret"})
+    assert right.status_code == 200
+
+
+def test_read_endpoints_have_the_seed_shapes(client):
+    order_id = client.post("/orders", json=ORDER).json()["order_id"]
+    with session_scope() as session:
+        charge = operations.charge(
+            session,
+            order_id=order_id,
+            idempotency_key=f"{order_id}:payment",
+            amount=2000,
+            payment_method="tok_visa",
+            customer_id="cust-42",
+        )
+    inventory = client.get("/inventory").json()
+    assert [p["product_id"] for p in inventory] == ["SKU-001", "SKU-002", "SKU-003"]
+    assert {"available", "reserved"} <= set(inventory[0])
+    payment = client.get(f"/payments/{charge.charge_id}").json()
+    assert (payment["amount"], payment["status"], payment["order_id"]) == (
+        2000,
+        "charged",
+        order_id,
+    )
+    assert client.get("/warehouse").json() == []
+    orders = client.get("/orders").json()
+    assert [o["order_id"] for o in orders] == [order_id]
+    assert set(client.get("/engine/snapshot").json()) == {
+        "orders",
+        "inventory",
+        "payments",
+        "warehouse",
+    }
+    audit = client.get("/audit").json()
+    assert audit["clean"] is False  # a charge with no reservation: the audit says so
+    assert audit["problems"]
+
+
+def test_orders_paging_is_validated(client):
+    assert client.get("/orders", params={"limit": 0}).status_code == 422
+    assert client.get("/orders", params={"offset": -1}).status_code == 422
+
+
+def test_cancel_a_pending_order_flags_it_and_a_settled_one_is_409(client):
+    order_id = client.post("/orders", json=ORDER).json()["order_id"]
+    response = client.post(f"/orders/{order_id}/cancel")
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    assert client.get(f"/orders/{order_id}/status").json()["cancel_requested"] is True
+    with session_scope() as session:
+        log.update_order(session, order_id=order_id, status="cancelled")
+    assert client.post(f"/orders/{order_id}/cancel").status_code == 409
+
+
+def test_retry_is_only_for_needs_attention(client):
+    order_id = client.post("/orders", json=ORDER).json()["order_id"]
+    assert client.post(f"/orders/{order_id}/retry").status_code == 409
+    with session_scope() as session:
+        log.update_order(session, order_id=order_id, status="needs_attention")
+    # No Prefect server here: the retry cannot be submitted, and the API says so.
+    assert client.post(f"/orders/{order_id}/retry").status_code == 503

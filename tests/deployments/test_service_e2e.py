@@ -1,0 +1,139 @@
+"""End to end, once per session: a real Prefect server, the runner serving the deployments in a
+subprocess, the API over real HTTP. Orders go in as deployment runs and come out settled."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from deployments.stack import Child, start, stop, wait_ready
+from flows.fulfill import record_order, run_order
+from storage.settings import get_settings
+from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.deployments.helpers import TERMINAL, post_order, start_api, status_of, wait_until
+
+
+@pytest.fixture(scope="module")
+def service(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The runner and the API on one database; yields the API's base URL."""
+    db_path = tmp_path_factory.mktemp("service") / "flowforge.sqlite3"
+    saved = os.environ.get("FLOWFORGE_DB_PATH")
+    os.environ["FLOWFORGE_DB_PATH"] = str(db_path)
+    get_settings.cache_clear()
+    env = child_env(prefect_server, FLOWFORGE_DB_PATH=str(db_path))
+    children: list[Child] = []
+    try:
+        runner = start("runner", "", [PYTHON, "-m", "deployments.serve"], env)
+        children.append(runner)
+        wait_ready(runner, f"{prefect_server}/deployments/name/fulfill-order/fulfill-order")
+        children.append(start_api(env))
+        yield children[-1].url
+    finally:
+        stop(children)
+        if saved is None:
+            os.environ.pop("FLOWFORGE_DB_PATH", None)
+        else:
+            os.environ["FLOWFORGE_DB_PATH"] = saved
+        get_settings.cache_clear()
+
+
+def test_an_order_completes_as_a_deployment_run(service):
+    started = post_order(service, workflow_id="e2e-first")
+    assert started["status"] == "started"
+    assert started["flow_run_id"]
+    summary = wait_until(service, "e2e-first", TERMINAL)
+    assert summary["status"] == "completed"
+    assert summary["steps_completed"] == [
+        "check_inventory",
+        "reserve_inventory",
+        "process_payment",
+        "update_warehouse",
+    ]
+    assert summary["compensation_triggered"] is False
+    assert summary["flow_run"]["id"] == started["flow_run_id"]
+    assert summary["flow_run"]["url"].endswith(f"/runs/flow-run/{started['flow_run_id']}")
+    assert summary["flow_run"]["state_type"] in {"RUNNING", "COMPLETED"}
+    assert_audit_clean()
+
+
+def test_twenty_concurrent_orders_for_ten_units_complete_exactly_ten(service, prefect_server):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        started = list(
+            pool.map(
+                lambda i: post_order(
+                    service, product_id="SKU-002", quantity=1, customer_id=f"c{i}"
+                ),
+                range(20),
+            )
+        )
+    if any(s["status"] == "pending" for s in started):  # the Prefect server shed some load
+        subprocess.run(
+            [PYTHON, "-m", "flows.reconcile", "--stale-after", "0"],
+            env=child_env(prefect_server),
+            cwd=ROOT,
+            check=True,
+            timeout=300,
+        )
+    final = [wait_until(service, s["workflow_id"], TERMINAL, timeout=240) for s in started]
+    assert Counter(s["status"] for s in final) == {"completed": 10, "failed": 10}
+    for summary in final:
+        if summary["status"] == "failed":
+            assert "insufficient stock for SKU-002" in summary["failure_reason"]
+    sku = next(p for p in httpx.get(f"{service}/inventory").json() if p["product_id"] == "SKU-002")
+    assert (sku["available"], sku["reserved"]) == (0, 10)
+    assert_audit_clean()
+
+
+def test_cancel_a_completed_order_and_an_order_in_flight(service):
+    completed = wait_until(service, "e2e-first", TERMINAL)
+    assert completed["status"] == "completed"
+    post_order(service, product_id="SKU-003", workflow_id="e2e-cancel-early")
+    for workflow_id in ("e2e-first", "e2e-cancel-early"):
+        response = httpx.post(f"{service}/orders/{workflow_id}/cancel", timeout=60)
+        assert response.status_code == 202, response.text
+        assert response.json()["flow_run_id"]
+    for workflow_id in ("e2e-first", "e2e-cancel-early"):
+        assert wait_until(service, workflow_id, TERMINAL - {"completed"})["status"] == "cancelled"
+    charge = status_of(service, "e2e-first")
+    payments = httpx.get(f"{service}/engine/snapshot").json()["payments"]
+    assert [p["status"] for p in payments if p["order_id"] == charge["order_id"]] == ["refunded"]
+    again = httpx.post(f"{service}/orders/e2e-first/cancel", timeout=60)
+    assert again.status_code == 409
+    assert_audit_clean()
+
+
+def test_retry_settles_a_needs_attention_order(service, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "warehouse,refund")
+    order_id, _ = record_order(
+        product_id="SKU-001", quantity=1, customer_id="c-retry", payment_method="tok_visa"
+    )
+    assert run_order(order_id)["status"] == "needs_attention"
+    monkeypatch.delenv("FAIL_AT")
+    response = httpx.post(f"{service}/orders/{order_id}/retry", timeout=60)
+    assert response.status_code == 202, response.text
+    summary = wait_until(service, order_id, {"failed", "cancelled", "completed"})
+    assert summary["status"] == "failed"
+    assert httpx.post(f"{service}/orders/{order_id}/retry", timeout=60).status_code == 409
+    assert httpx.get(f"{service}/audit").json() == {"clean": True, "problems": []}
+    assert_audit_clean()
+
+
+def test_prefect_deploy_all_registers_the_work_pool_deployments(service, prefect_server):
+    env = child_env(prefect_server)
+    prefect = [PYTHON, "-m", "prefect", "--no-prompt"]
+    for argv in (
+        ["work-pool", "create", "flowforge", "--type", "process", "--overwrite"],
+        ["deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+    ):
+        subprocess.run(prefect + argv, env=env, cwd=ROOT, check=True, timeout=120)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for name in ("fulfill-order/fulfill-order", "reconcile/reconcile"):
+            assert client.read_deployment_by_name(name).work_pool_name == "flowforge"
