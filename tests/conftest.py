@@ -70,3 +70,29 @@ def child_env(api_url: str | None = None, **extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[str]:
+    """A real PostgreSQL cluster for the session (skipped where no server binaries exist)."""
+    from tests import postgres
+
+    if not postgres.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing in CI")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_db(postgres_cluster: str, monkeypatch: pytest.MonkeyPatch, request) -> Iterator[str]:
+    """A fresh PostgreSQL database as DATABASE_URL for this test and its children."""
+    from tests import postgres
+
+    name = "ff_" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    url = postgres.create_database(postgres_cluster, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()

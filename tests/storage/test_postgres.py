@@ -1,0 +1,92 @@
+"""The same saga on a real PostgreSQL: operations, compensation, racing processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from storage import operations
+from storage.db import session_scope
+from storage.errors import InsufficientStock
+from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.flows.helpers import engine_state, place
+
+pytestmark = pytest.mark.usefixtures("pg_db")
+
+
+def test_operations_are_idempotent_on_postgres():
+    with session_scope() as s:
+        first = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
+    with session_scope() as s:
+        assert (
+            operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4).id
+            == first.id
+        )
+        charge = operations.charge(
+            s,
+            order_id="o1",
+            idempotency_key="o1:payment",
+            amount=4000,
+            payment_method="tok_visa",
+            customer_id="c",
+        )
+    with session_scope() as s:
+        again = operations.charge(
+            s,
+            order_id="o1",
+            idempotency_key="o1:payment",
+            amount=4000,
+            payment_method="tok_visa",
+            customer_id="c",
+        )
+        assert again.charge_id == charge.charge_id
+    with session_scope() as s, pytest.raises(InsufficientStock):
+        operations.reserve_stock(s, order_id="o2", product_id="SKU-002", quantity=7)
+    sku = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
+    assert (sku["available"], sku["reserved"]) == (6, 4)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_saga_on_postgres(monkeypatch):
+    assert place()["status"] == "completed"
+    monkeypatch.setenv("FAIL_AT", "warehouse")
+    failed = place()
+    assert failed["status"] == "failed"
+    assert failed["compensations"] == ["revert_warehouse", "refund_payment", "release_inventory"]
+    assert_audit_clean()
+
+
+def test_racing_processes_on_postgres_never_oversell(prefect_server):
+    procs = [
+        subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "flows.fulfill",
+                "--product",
+                "SKU-002",
+                "--quantity",
+                "4",
+                "--customer",
+                f"pg-{i}",
+                "--payment-method",
+                "tok_visa",
+                "--json",
+            ],
+            env=child_env(prefect_server),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    statuses = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode in (0, 1), err[-2000:]
+        statuses.append(json.loads(out)["status"])
+    assert sorted(statuses) == ["completed", "completed", "failed", "failed"]
+    assert_audit_clean()
