@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow
@@ -56,7 +57,12 @@ def _sweep(stale_after: float) -> dict[str, Any]:
     return {"swept": len(stale), "stale_after": stale_after, "orders": tally}
 
 
-@flow(name="reconcile", persist_result=False)
+def _run_name() -> str:
+    order_id = flow_run.parameters.get("retry_order_id")
+    return f"retry-{order_id}" if order_id else f"sweep-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+@flow(name="reconcile", flow_run_name=_run_name, persist_result=False)
 def reconcile(stale_after: float = DEFAULT_STALE_AFTER, retry_order_id: str | None = None) -> dict:
     """One recovery sweep, or the retry of one `needs_attention` order."""
     if retry_order_id is None:

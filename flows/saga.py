@@ -13,7 +13,7 @@ from prefect import Task
 from storage import saga as log
 from storage.db import session_scope
 from storage.errors import DomainRefusal
-from storage.models import TERMINAL_STATUSES, Order
+from storage.models import Order
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
@@ -212,7 +212,3 @@ def drive_order(
     finally:
         with session_scope() as session:
             log.release_lease(session, order_id=order_id, owner=owner)
-
-
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL_STATUSES

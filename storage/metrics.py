@@ -73,20 +73,32 @@ def latency_percentiles(
     return result
 
 
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of the orders table."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    pages: int
+
+
 def order_page(
-    session: Session, order_filter: OrderFilter, *, limit: int, offset: int = 0
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of the orders matching the filter, newest first, and how many match in all."""
+    session: Session, order_filter: OrderFilter, *, page: int, page_size: int
+) -> OrderPage:
+    """Page `page` (from 1, clamped to the last) of the matching orders, newest first."""
     conditions = order_filter.conditions()
     total = session.exec(select(func.count()).select_from(Order).where(*conditions)).one()
-    rows = session.exec(
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(page, 1), pages)
+    found = session.exec(
         select(Order, order_duration(session))
         .where(*conditions)
         .order_by(col(Order.created_at).desc(), col(Order.order_id).desc())
-        .offset(offset)
-        .limit(limit)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     ).all()
-    page = [
+    rows = [
         {
             "order_id": order.order_id,
             "product_id": order.product_id,
@@ -97,9 +109,9 @@ def order_page(
             "duration_s": duration,
             "failure_reason": order.failure_reason,
         }
-        for order, duration in rows
+        for order, duration in found
     ]
-    return page, total
+    return OrderPage(rows, total, page, pages)
 
 
 def failure_points(session: Session) -> dict[str, int]:
@@ -143,9 +155,7 @@ def money(session: Session) -> dict[str, int]:
 
 def recent_payments(session: Session, *, limit: int) -> list[dict[str, Any]]:
     """The newest payments."""
-    rows = session.exec(
-        select(Payment).order_by(col(Payment.created_at).desc()).limit(limit)
-    ).all()
+    rows = session.exec(select(Payment).order_by(col(Payment.created_at).desc()).limit(limit)).all()
     return [payment_dict(payment) for payment in rows]
 
 

@@ -253,14 +253,6 @@ def end_attempt(
     )
 
 
-def record_event(
-    session: Session, *, order_id: str, step: str, status: str, attempt: int = 0, message: str = ""
-) -> None:
-    session.add(
-        SagaEvent(order_id=order_id, step=step, status=status, attempt=attempt, message=message)
-    )
-
-
 def events(session: Session, *, order_id: str) -> list[SagaEvent]:
     return list(
         session.exec(
