@@ -20,47 +20,54 @@ from storage.db import session_scope
 from storage.errors import OrderNotFound
 from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
+from tasks import faults
 
 POLL_SECONDS = 0.25
+SETTLED = frozenset({"failed", "cancelled"})
 
 
 def request_cancel(order_id: str) -> Outcome:
     """Only flag the order; whoever drives it stops at the next step boundary."""
     with session_scope() as session:
         order = log.get_order(session, order_id=order_id)
-        if order.status in {"failed", "cancelled"}:
+        if order.status in SETTLED:
             flagged = False
         else:
             flagged = log.request_cancel(session, order_id=order_id)
     summary = order_result(order_id)
-    if summary["status"] in {"failed", "cancelled"}:
+    if summary["status"] in SETTLED:
         return Outcome(summary, False, f"order {order_id} is already {summary['status']}")
     message = "cancellation requested" if flagged else "cancellation was already requested"
     return Outcome(summary, flagged, message)
 
 
-def _wait_until_settled(order_id: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    summary = order_result(order_id)
-    while summary["status"] in ACTIVE_STATUSES and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        summary = order_result(order_id)
-    return summary
+def _take_over(order_id: str, owner: str, status: str) -> str | None:
+    """Drive the order to its cancelled end ourselves if its lease is free or expired."""
+    if status in ACTIVE_STATUSES:
+        return drive_order(order_id, owner)
+    undo = {"status": "compensating"}  # completed or needs_attention: unwind what is registered
+    if status == "completed":
+        undo["failure_reason"] = CANCELLED_REASON
+    return drive_order(order_id, owner, statuses=frozenset({status}), before=undo)
 
 
 def _cancel(order_id: str, owner: str) -> Outcome:
     requested = request_cancel(order_id)
-    status = requested.summary["status"]
-    if status in {"failed", "cancelled"}:
+    if requested.summary["status"] in SETTLED:
         return requested
-    if status in ACTIVE_STATUSES:
-        drive_order(order_id, owner)
-    else:  # completed or needs_attention: unwind what is registered
-        undo = {"status": "compensating"}
-        if status == "completed":
-            undo["failure_reason"] = CANCELLED_REASON
-        drive_order(order_id, owner, statuses=frozenset({status}), before=undo)
-    summary = _wait_until_settled(order_id, timeout=2 * get_settings().lease_seconds)
+    deadline = time.monotonic() + 2 * get_settings().lease_seconds
+    retried_compensations = False
+    while True:
+        status = order_result(order_id)["status"]
+        if status in SETTLED or (status == "needs_attention" and retried_compensations):
+            break
+        driven = _take_over(order_id, owner, status)
+        retried_compensations |= status == "needs_attention" and driven is not None
+        if driven is None:  # a live process drives it and will see the flag; wait for it
+            if time.monotonic() > deadline:
+                break
+            time.sleep(POLL_SECONDS)
+    summary = order_result(order_id)
     if summary["status"] == "cancelled":
         return Outcome(summary, True, f"order {order_id} cancelled and compensated")
     return Outcome(summary, True, f"order {order_id} is {summary['status']} after cancellation")
@@ -87,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
+        faults.validate()
+    except faults.FaultSpecError as exc:
+        parser.error(str(exc))
+    try:
         outcome = cancel(args.order_id)
     except OrderNotFound as exc:
         parser.error(str(exc))
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(outcome.message)
         print(human_summary(outcome.summary))
     status = outcome.summary["status"]
-    return 0 if status in {"cancelled", "failed"} else exit_code(status)
+    return 0 if status in SETTLED else exit_code(status)
 
 
 if __name__ == "__main__":

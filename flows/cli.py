@@ -7,6 +7,7 @@ import re
 from typing import NoReturn
 
 ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_QUANTITY = 1_000_000
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,6 +24,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_QUANTITY:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_QUANTITY}, got {value}")
     return value
 
 

@@ -22,6 +22,7 @@ from flows.saga import drive_order
 from storage import saga as log
 from storage.db import session_scope
 from storage.errors import OrderNotFound
+from tasks import faults
 
 DEFAULT_STALE_AFTER = 60.0
 
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stale-after", type=_non_negative, default=DEFAULT_STALE_AFTER)
     parser.add_argument("--retry", type=valid_order_id, metavar="ORDER_ID")
     args = parser.parse_args(argv)
+    try:
+        faults.validate()
+    except faults.FaultSpecError as exc:
+        parser.error(str(exc))
     if args.retry:
         try:
             outcome = retry_order(args.retry)

@@ -12,7 +12,7 @@ from prefect import Task
 
 from storage import saga as log
 from storage.db import session_scope
-from storage.errors import DomainRefusal
+from storage.errors import DomainRefusal, LeaseLost
 from storage.models import Order
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
@@ -28,7 +28,7 @@ def _stock_args(order: Order) -> dict[str, Any]:
 
 def _payment_args(order: Order) -> dict[str, Any]:
     return {
-        "amount": order.amount,
+        **_stock_args(order),
         "payment_method": order.payment_method,
         "customer_id": order.customer_id,
     }
@@ -55,10 +55,6 @@ STEPS: tuple[Step, ...] = (
 COMPENSATIONS: dict[str, Task] = {
     s.compensation.name: s.compensation for s in STEPS if s.compensation
 }
-
-
-class LeaseLost(Exception):
-    """Another process took the order over; stop touching it."""
 
 
 class StopForward(Exception):
@@ -123,7 +119,9 @@ class SagaRun:
             if row.status == "failed":
                 raise StopForward(row.error or f"{step.name} failed", step.name)
             try:
-                step.task(self.order_id, **step.arguments(order))
+                step.task(self.order_id, self.owner, **step.arguments(order))
+            except LeaseLost:
+                raise
             except DomainRefusal as exc:
                 if step.compensation is not None:
                     with session_scope() as session:
@@ -151,7 +149,9 @@ class SagaRun:
         for row in pending:
             self._update(current_step=row.name)
             try:
-                COMPENSATIONS[row.name](self.order_id)
+                COMPENSATIONS[row.name](self.order_id, self.owner)
+            except LeaseLost:
+                raise
             except Exception as exc:
                 errors.append(f"{row.name}: {type(exc).__name__}: {exc}")
         order = self._order()
@@ -173,9 +173,19 @@ class SagaRun:
             except StopForward as stop:
                 self._update(failure_reason=stop.reason, failure_point=stop.point)
             else:
-                self._update(status="completed", current_step=None)
-                return "completed"
+                if self._complete():
+                    return "completed"
+                self._update(failure_reason=CANCELLED_REASON)
         return self.compensate()
+
+    def _complete(self) -> bool:
+        """Mark the order completed unless a cancel arrived during the last step."""
+        with session_scope() as session:
+            if log.complete_unless_cancelled(session, order_id=self.order_id, owner=self.owner):
+                return True
+            if log.get_order(session, order_id=self.order_id).lease_owner != self.owner:
+                raise LeaseLost(self.order_id)
+            return False
 
 
 def drive_order(

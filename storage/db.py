@@ -10,6 +10,7 @@ from threading import Lock
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from storage import models
@@ -95,10 +96,25 @@ def load_default_catalog(session: Session) -> None:
         )
 
 
+def insert_once(session: Session, row: SQLModel) -> bool:
+    """Insert `row` in a savepoint; False (and nothing inserted) when a unique key already
+    holds it, as when a concurrent transaction on PostgreSQL inserted the same row first."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back on error."""
+def session_scope(url: str | None = None, *, consistent: bool = False) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back on error. `consistent`
+    makes every read see one snapshot (REPEATABLE READ on PostgreSQL; SQLite's write
+    transactions already do), as the audit and the snapshot need."""
     with Session(get_engine(url), expire_on_commit=False) as session:
+        if consistent and session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         try:
             yield session
             session.commit()

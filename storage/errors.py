@@ -25,3 +25,10 @@ class CardDeclined(DomainRefusal):
 class OrderNotFound(LookupError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id!r} not found")
+
+
+class LeaseLost(Exception):
+    """Another process holds the order's lease now: this one must not touch the order."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"lost the lease on order {order_id!r} to another process")

@@ -42,7 +42,7 @@ def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[fl
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
-def order_duration(session: Session) -> ColumnElement[float]:
+def _order_duration(session: Session) -> ColumnElement[float]:
     """Seconds from an order's creation to its end (NULL while it is in progress)."""
     return _seconds_between(session, Order.created_at, Order.finished_at)
 
@@ -57,14 +57,13 @@ def latency_percentiles(
     session: Session, quantiles: Sequence[float] = (0.5, 0.95)
 ) -> dict[float, float | None]:
     """Nearest-rank percentiles of finished orders' latency in seconds (None without any)."""
-    duration = order_duration(session)
+    duration = _order_duration(session)
     finished = col(Order.finished_at).is_not(None)
     count = session.exec(select(func.count()).select_from(Order).where(finished)).one()
+    if not count:
+        return dict.fromkeys(quantiles)
     result: dict[float, float | None] = {}
     for quantile in quantiles:
-        if not count:
-            result[quantile] = None
-            continue
         rank = min(count - 1, max(0, math.ceil(quantile * count) - 1))
         value = session.exec(
             select(duration).where(finished).order_by(duration).offset(rank).limit(1)
@@ -92,7 +91,7 @@ def order_page(
     pages = max(1, math.ceil(total / page_size))
     page = min(max(page, 1), pages)
     found = session.exec(
-        select(Order, order_duration(session))
+        select(Order, _order_duration(session))
         .where(*conditions)
         .order_by(col(Order.created_at).desc(), col(Order.order_id).desc())
         .offset((page - 1) * page_size)

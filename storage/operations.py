@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from storage.db import insert_once
 from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
 from storage.models import Payment, Product, Reservation, WarehouseRecord, utcnow
 
@@ -25,6 +26,13 @@ def check_stock(session: Session, *, product_id: str, quantity: int) -> Product:
     return product
 
 
+def unit_price(session: Session, *, product_id: str) -> int:
+    product = session.get(Product, product_id)
+    if product is None:
+        raise UnknownProduct(product_id)
+    return product.unit_price
+
+
 def receive_stock(
     session: Session, *, product_id: str, quantity: int, name: str = "", unit_price: int = 1000
 ) -> Product:
@@ -38,8 +46,8 @@ def receive_stock(
             available=0,
             total_received=0,
         )
-        session.add(product)
-        session.flush()
+        if not insert_once(session, product):
+            product = session.get(Product, product_id)
     session.execute(
         update(Product)
         .where(col(Product.product_id) == product_id)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from storage.errors import OrderNotFound
+from storage.db import insert_once, session_scope
+from storage.errors import LeaseLost, OrderNotFound
 from storage.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -46,9 +49,13 @@ def create_order(
         payment_method=payment_method,
         amount=quantity * product.unit_price if product else 0,
     )
-    session.add(order)
-    session.flush()
-    return order, True
+    if insert_once(session, order):
+        return order, True
+    found = find_order(session, order_or_workflow_id=order_id) or find_order(
+        session, order_or_workflow_id=workflow_id
+    )
+    assert found is not None, "a concurrent insert won the unique key"
+    return found, False
 
 
 def get_order(session: Session, *, order_id: str) -> Order:
@@ -116,6 +123,16 @@ def renew_lease(session: Session, *, order_id: str, owner: str, lease_seconds: f
     return result.rowcount == 1
 
 
+@contextmanager
+def fenced(*, order_id: str, owner: str, lease_seconds: float) -> Iterator[Session]:
+    """A transaction that first renews `owner`'s lease on the order (raising `LeaseLost` if
+    someone else holds it), so whatever it writes is fenced by the lease."""
+    with session_scope() as session:
+        if not renew_lease(session, order_id=order_id, owner=owner, lease_seconds=lease_seconds):
+            raise LeaseLost(order_id)
+        yield session
+
+
 def release_lease(session: Session, *, order_id: str, owner: str) -> None:
     session.execute(
         update(Order)
@@ -135,6 +152,21 @@ def update_order(session: Session, *, order_id: str, **values: Any) -> Order:
     session.add(order)
     session.flush()
     return order
+
+
+def complete_unless_cancelled(session: Session, *, order_id: str, owner: str) -> bool:
+    """Mark our order completed, atomically refusing when a cancel was requested meanwhile."""
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(
+            col(Order.order_id) == order_id,
+            col(Order.lease_owner) == owner,
+            col(Order.cancel_requested).is_(False),
+        )
+        .values(status="completed", current_step=None, updated_at=now, finished_at=now)
+    )
+    return result.rowcount == 1
 
 
 def request_cancel(session: Session, *, order_id: str) -> bool:
@@ -167,8 +199,8 @@ def register_step(
             status="pending" if kind == "step" else "registered",
             idempotency_key=idempotency_key,
         )
-        session.add(row)
-        session.flush()
+        if not insert_once(session, row):
+            row = saga_step(session, order_id=order_id, name=name)
     return row
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DB_PATH = ".flowforge/flowforge.sqlite3"
@@ -56,4 +57,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a malformed variable is a user mistake: one line on stderr, exit 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{error['loc'][0]}: {error['msg']}" for error in exc.errors(include_url=False)
+        )
+        print(f"flowforge: invalid configuration: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

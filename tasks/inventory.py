@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from storage import operations
-from storage.db import session_scope
 from tasks.saga_task import saga_task
 
 
 @saga_task(name="check_inventory", point="inventory-check")
-def check_inventory(order_id: str, product_id: str, quantity: int) -> int:
+def check_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Refuse an unknown product or too little stock; returns the units available."""
-    with session_scope() as session:
-        return operations.check_stock(session, product_id=product_id, quantity=quantity).available
+    return operations.check_stock(session, product_id=product_id, quantity=quantity).available
 
 
 @saga_task(name="reserve_inventory", point="inventory")
-def reserve_inventory(order_id: str, product_id: str, quantity: int) -> int:
+def reserve_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Hold the order's units (guarded update, one reservation per order)."""
-    with session_scope() as session:
-        reservation = operations.reserve_stock(
-            session, order_id=order_id, product_id=product_id, quantity=quantity
-        )
-        return reservation.quantity
+    return operations.reserve_stock(
+        session, order_id=order_id, product_id=product_id, quantity=quantity
+    ).quantity
 
 
 @saga_task(name="release_inventory", point="release", compensation=True)
-def release_inventory(order_id: str) -> bool:
+def release_inventory(session: Session, order_id: str) -> bool:
     """Compensation of reserve_inventory: give the held units back (no-op if none)."""
-    with session_scope() as session:
-        return operations.release_stock(session, order_id=order_id)
+    return operations.release_stock(session, order_id=order_id)

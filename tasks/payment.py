@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from storage import operations
-from storage.db import session_scope
+from sqlmodel import Session
+
+from storage import operations, saga
 from tasks.saga_task import saga_task
 
 
@@ -12,22 +13,29 @@ def payment_key(order_id: str) -> str:
 
 
 @saga_task(name="process_payment", point="payment")
-def process_payment(order_id: str, amount: int, payment_method: str, customer_id: str) -> str:
-    """Charge `amount` cents; a declined card is refused, never retried. Returns the charge id."""
-    with session_scope() as session:
-        payment = operations.charge(
-            session,
-            order_id=order_id,
-            idempotency_key=payment_key(order_id),
-            amount=amount,
-            payment_method=payment_method,
-            customer_id=customer_id,
-        )
-        return payment.charge_id
+def process_payment(
+    session: Session,
+    order_id: str,
+    product_id: str,
+    quantity: int,
+    payment_method: str,
+    customer_id: str,
+) -> str:
+    """Charge quantity × unit price; a declined card is refused, never retried. Returns the
+    charge id."""
+    payment = operations.charge(
+        session,
+        order_id=order_id,
+        idempotency_key=payment_key(order_id),
+        amount=quantity * operations.unit_price(session, product_id=product_id),
+        payment_method=payment_method,
+        customer_id=customer_id,
+    )
+    saga.update_order(session, order_id=order_id, amount=payment.amount)
+    return payment.charge_id
 
 
 @saga_task(name="refund_payment", point="refund", compensation=True)
-def refund_payment(order_id: str) -> bool:
+def refund_payment(session: Session, order_id: str) -> bool:
     """Compensation of process_payment: refund the charge found by idempotency key."""
-    with session_scope() as session:
-        return operations.refund(session, idempotency_key=payment_key(order_id))
+    return operations.refund(session, idempotency_key=payment_key(order_id))

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from storage import operations
-from storage.db import session_scope
 from tasks.saga_task import saga_task
 
 
 @saga_task(name="update_warehouse", point="warehouse")
-def update_warehouse(order_id: str, product_id: str, quantity: int) -> int:
+def update_warehouse(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Record the shipment (one record per order); returns the record id."""
-    with session_scope() as session:
-        record = operations.apply_warehouse(
-            session, order_id=order_id, product_id=product_id, quantity=quantity
-        )
-        return record.id or 0
+    record = operations.apply_warehouse(
+        session, order_id=order_id, product_id=product_id, quantity=quantity
+    )
+    return record.id or 0
 
 
 @saga_task(name="revert_warehouse", point="revert", compensation=True)
-def revert_warehouse(order_id: str) -> bool:
+def revert_warehouse(session: Session, order_id: str) -> bool:
     """Compensation of update_warehouse: mark the record reverted (no-op if none)."""
-    with session_scope() as session:
-        return operations.revert_warehouse(session, order_id=order_id)
+    return operations.revert_warehouse(session, order_id=order_id)

@@ -32,25 +32,51 @@ def test_cancel_completed_order_compensates_everything(prefect_server):
     assert_audit_clean()
 
 
-def test_cancel_in_flight_order_stops_at_next_boundary(prefect_server):
-    # payment fails once and waits 3 s before its retry: time enough to cancel mid-flight
-    proc = spawn_order(prefect_server, "fly-1", FAIL_AT="payment:1", FLOWFORGE_RETRY_DELAYS="3")
+def wait_for_failed_attempt(order_id: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if any(e["status"] == "failed" for e in order_result("fly-1")["events"]):
-                break
+            if any(e["status"] == "failed" for e in order_result(order_id)["events"]):
+                return
         except OrderNotFound:
             pass
         time.sleep(0.1)
-    outcome = cancel("fly-1")
+    raise AssertionError(f"{order_id} never showed a failed attempt")
+
+
+@pytest.mark.parametrize(
+    ("point", "compensations"),
+    [
+        ("payment", ["refund_payment", "release_inventory"]),
+        ("warehouse", ["revert_warehouse", "refund_payment", "release_inventory"]),  # last step
+    ],
+)
+def test_cancel_in_flight_order_stops_at_next_boundary(prefect_server, point, compensations):
+    # the step fails once and waits 3 s before its retry: time enough to cancel mid-flight
+    order_id = f"fly-{point}"
+    proc = spawn_order(prefect_server, order_id, FAIL_AT=f"{point}:1", FLOWFORGE_RETRY_DELAYS="3")
+    wait_for_failed_attempt(order_id)
+    outcome = cancel(order_id)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err[-2000:]
-    result = order_result("fly-1")
+    result = order_result(order_id)
     assert outcome.summary["status"] == result["status"] == "cancelled"
-    assert "update_warehouse" not in result["steps_completed"]
-    assert result["compensations"] == ["refund_payment", "release_inventory"]
+    assert result["compensations"] == compensations
     assert json.loads(out)["status"] == "cancelled"
+    assert_audit_clean()
+
+
+def test_cancel_takes_over_from_a_killed_driver(prefect_server):
+    proc = spawn_order(
+        prefect_server, "dead-1", CRASH_AT="payment:after", FLOWFORGE_LEASE_SECONDS="2"
+    )
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    assert order_result("dead-1")["status"] == "running"  # its lease is still live here
+    outcome = cancel("dead-1")
+    assert outcome.summary["status"] == "cancelled"
+    assert outcome.summary["compensations"] == ["refund_payment", "release_inventory"]
+    assert [p["status"] for p in engine_state()["payments"]] == ["refunded"]
     assert_audit_clean()
 
 

@@ -51,6 +51,7 @@ def with_value(flag: str, value: str) -> list[str]:
         (with_value("--quantity", "0"), {}, "must be at least 1"),
         (with_value("--quantity", "-3"), {}, "must be at least 1"),
         (with_value("--quantity", "two"), {}, "must be a whole number"),
+        (with_value("--quantity", "99999999999999999999"), {}, "must be at most 1000000"),
         (without("--product"), {}, "--product"),
         (without("--customer"), {}, "--customer"),
         (without("--payment-method"), {}, "--payment-method"),
@@ -86,6 +87,32 @@ def test_bad_input_in_a_real_process(db):
         "python -m flows.fulfill: error: argument --quantity: must be at least 1, got 0"
     ]
     assert not db.exists() or engine_state()["payments"] == []
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "env", "message"),
+    [
+        (
+            "flows.fulfill",
+            GOOD,
+            {"FLOWFORGE_LEASE_SECONDS": "soon"},
+            "flowforge: invalid configuration: FLOWFORGE_LEASE_SECONDS",
+        ),
+        ("flows.reconcile", [], {"CRASH_AT": "paymnet:after"}, "unknown point 'paymnet'"),
+        ("flows.cancel", ["some-order"], {"FAIL_AT": "refund:0"}, "needs a positive attempt"),
+    ],
+)
+def test_bad_environment_exits_2_with_one_line(db, module, args, env, message):
+    proc = subprocess.run(
+        [PYTHON, "-m", module, *args],
+        env=child_env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
 
 
 def run_cli(api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 
+from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
+from storage.models import utcnow
 from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
 from tests.flows.helpers import (
     completions_per_step,
@@ -149,3 +152,39 @@ def order_result_or_empty(order_id: str) -> list[dict]:
         return order_result(order_id)["events"]
     except LookupError:
         return []
+
+
+@pytest.mark.usefixtures("db", "prefect_server")
+def test_a_process_that_lost_its_lease_changes_nothing():
+    from storage import saga as log
+    from storage.db import session_scope
+    from storage.errors import LeaseLost
+    from storage.models import Order
+    from tasks.inventory import reserve_inventory
+    from tasks.payment import process_payment
+
+    record_order(
+        product_id="SKU-001",
+        quantity=2,
+        customer_id="c",
+        payment_method="tok_visa",
+        order_id="stolen-1",
+    )
+    with session_scope() as session:
+        assert log.acquire_lease(session, order_id="stolen-1", owner="A", lease_seconds=60)
+        session.get(Order, "stolen-1").lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope() as session:  # A's lease lapsed; B takes the order over
+        assert log.acquire_lease(session, order_id="stolen-1", owner="B", lease_seconds=60)
+    before = engine_state()
+    with pytest.raises(LeaseLost):
+        reserve_inventory.fn("stolen-1", "A", product_id="SKU-001", quantity=2)
+    with pytest.raises(LeaseLost):
+        process_payment.fn(
+            "stolen-1",
+            "A",
+            product_id="SKU-001",
+            quantity=2,
+            payment_method="tok_visa",
+            customer_id="c",
+        )
+    assert engine_state() == before
