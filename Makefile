@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean stack
 .DEFAULT_GOAL := demo
 
 install: $(VENV)/.installed
@@ -28,6 +28,11 @@ demo: install
 	FAIL_AT=payment:1 $(PY) -m flows.fulfill $(DEMO_ORDER); \
 	echo; echo "== snapshot"; $(PY) -m storage snapshot; \
 	echo; echo "== audit"; $(PY) -m storage audit
+
+STACK_ARGS ?=
+
+stack: install
+	$(PY) -m deployments.stack $(STACK_ARGS)
 
 test: install
 	$(PY) -m pytest

@@ -1,0 +1,37 @@
+"""`python -m api [--host H] [--port P]`: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+
+import uvicorn
+
+from storage.settings import get_settings
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser.add_argument("--host", default=settings.api_host, help="FLOWFORGE_API_HOST")
+    parser.add_argument("--port", type=int, default=settings.api_port, help="FLOWFORGE_API_PORT")
+    args = parser.parse_args(argv)
+    if not settings.api_token and not is_loopback(args.host):
+        logging.getLogger("api").warning(
+            "FLOWFORGE_API_TOKEN is not set and the API listens on %s: anyone who can reach "
+            "it can place and cancel orders",
+            args.host,
+        )
+    uvicorn.run("api.app:app", host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The FastAPI app. Routes stay thin: flows record and cancel, deployments.submit starts runs,
+storage reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, status
+
+from api.auth import require_token
+from api.schemas import IDENTIFIER, ActionAccepted, AuditReport, OrderCreate, OrderStarted
+from deployments.submit import (
+    flow_run_link,
+    submit_cancel_run,
+    submit_order_run,
+    submit_retry_run,
+)
+from flows.cancel import request_cancel
+from flows.fulfill import record_order
+from storage import lookups, snapshot
+from storage import saga as log
+from storage.audit import audit
+from storage.db import session_scope
+from storage.models import ACTIVE_STATUSES, Order
+
+WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
+NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
+
+app = FastAPI(
+    title="FlowForge",
+    summary="Order fulfillment as recoverable sagas on Prefect",
+    version="0.1.0",
+)
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    """Liveness; the only endpoint that needs no token."""
+    return {"status": "ok"}
+
+
+def _find(workflow_id: str) -> Order:
+    with session_scope() as session:
+        order = log.find_order(session, order_or_workflow_id=workflow_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {workflow_id!r} not found")
+    return order
+
+
+@router.post(
+    "/orders",
+    responses={status.HTTP_409_CONFLICT: {"description": "workflow_id already exists"}},
+)
+def create_order(body: OrderCreate) -> OrderStarted:
+    """Record the order, then submit its fulfill-order run without waiting for it."""
+    order_id, created = record_order(**body.model_dump())
+    if not created:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"workflow_id {body.workflow_id!r} already exists"
+        )
+    order = _find(order_id)
+    run_id = submit_order_run(order_id)
+    if run_id is None:
+        message = "order recorded; its run could not be submitted yet, the sweep will start it"
+    else:
+        message = "order recorded and its run submitted"
+    return OrderStarted(
+        workflow_id=order.workflow_id,
+        order_id=order_id,
+        status="started" if run_id else "pending",
+        flow_run_id=run_id,
+        message=message,
+    )
+
+
+@router.get("/orders")
+def list_orders(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> list[dict[str, Any]]:
+    """Known orders, newest first, without their events."""
+    with session_scope() as session:
+        return [
+            snapshot.order_summary(session, order, with_events=False)
+            for order in log.list_orders(session, limit=limit, offset=offset)
+        ]
+
+
+@router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
+def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
+    """The saga's state from the database, and its Prefect flow run (id, state, UI link)."""
+    order = _find(workflow_id)
+    with session_scope() as session:
+        summary = snapshot.order_summary(session, order)
+    run_id = summary["flow_run_id"]
+    summary["flow_run"] = flow_run_link(run_id) if run_id else None
+    return summary
+
+
+@router.post(
+    "/orders/{workflow_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **NOT_FOUND,
+        status.HTTP_409_CONFLICT: {"description": "already failed or cancelled"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "the cancel run was not submitted"},
+    },
+)
+def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
+    """Flag the order for cancellation and start a cancel-order run that compensates it."""
+    order = _find(workflow_id)
+    outcome = request_cancel(order.order_id)
+    current = outcome.summary["status"]
+    if current in {"failed", "cancelled"}:
+        raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
+    run_id = submit_cancel_run(order.order_id)
+    if run_id is None and current not in ACTIVE_STATUSES:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "cancellation flagged but the cancel-order run could not be submitted; try again",
+        )
+    return ActionAccepted(
+        workflow_id=order.workflow_id,
+        order_id=order.order_id,
+        status=current,
+        flow_run_id=run_id,
+        message=outcome.message,
+    )
+
+
+@router.post(
+    "/orders/{workflow_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **NOT_FOUND,
+        status.HTTP_409_CONFLICT: {"description": "the order is not needs_attention"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "the retry run was not submitted"},
+    },
+)
+def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
+    """Start a run that re-runs the pending compensations of a needs_attention order."""
+    order = _find(workflow_id)
+    if order.status != "needs_attention":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"order {order.order_id} is {order.status}; only needs_attention is retried",
+        )
+    run_id = submit_retry_run(order.order_id)
+    if run_id is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the retry run could not be submitted; try again"
+        )
+    return ActionAccepted(
+        workflow_id=order.workflow_id,
+        order_id=order.order_id,
+        status=order.status,
+        flow_run_id=run_id,
+        message="retry submitted",
+    )
+
+
+@router.get("/inventory")
+def inventory() -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return snapshot.inventory(session)
+
+
+@router.get("/payments/{charge_id}", responses={status.HTTP_404_NOT_FOUND: {}})
+def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, Any]:
+    with session_scope() as session:
+        found = lookups.payment(session, charge_id=charge_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"payment {charge_id!r} not found")
+    return found
+
+
+@router.get("/warehouse")
+def warehouse() -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return snapshot.warehouse(session)
+
+
+@router.get("/engine/snapshot")
+def engine_snapshot() -> dict[str, Any]:
+    """Orders, inventory, payments and warehouse records in one response."""
+    with session_scope() as session:
+        return snapshot.snapshot(session)
+
+
+@router.get("/audit")
+def audit_report() -> AuditReport:
+    """Every violated invariant; `clean` when there is none."""
+    with session_scope() as session:
+        problems = audit(session)
+    return AuditReport(clean=not problems, problems=problems)
+
+
+app.include_router(router)

@@ -1,0 +1,1 @@
+"""FlowForge as a service: the Prefect deployments, the runner that serves them, the stack."""

@@ -1,0 +1,212 @@
+"""`python -m deployments.stack`: the whole service on one machine — a Prefect server (unless
+PREFECT_API_URL points at one), the runner serving the deployments, the HTTP API and the
+dashboard. Ctrl-C or SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prefect.settings import PREFECT_API_URL
+
+from storage.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "dashboard" / "app.py"
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+class Stop(Exception):
+    """A signal asked the stack to stop."""
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (read from /proc; empty where there is none)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children[int(stat.read_text().rsplit(")", 1)[1].split()[1])].append(
+                int(stat.parent.name)
+            )
+        except (OSError, IndexError, ValueError):
+            continue
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def start(name: str, url: str, argv: list[str], env: dict[str, str]) -> Child:
+    """Start a child in its own process group, so it and everything it starts can be stopped."""
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+    return Child(name, url, process)
+
+
+def wait_ready(child: Child, check_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Poll `check_url` until it answers 200; fail if the child dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.process.returncode}")
+        try:
+            if httpx.get(check_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s ({check_url})")
+
+
+def stop(children: list[Child]) -> None:
+    """SIGTERM every child's process group, newest first; SIGKILL whatever outlives the wait."""
+    for child in reversed(children):
+        group = child.process.pid
+        doomed = descendants(group) | {group}
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(STOP_TIMEOUT_SECONDS)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while alive(doomed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        for pid in alive(doomed):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        child.process.poll()
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The pids among `pids` that are still running (zombies count as gone)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
+def child_env(api_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+def launch(args: argparse.Namespace, children: list[Child]) -> None:
+    """Start every part in order, each one ready before the next; append each to `children`."""
+    python = sys.executable
+    api_url = PREFECT_API_URL.value() or ""
+    if not api_url:
+        api_url = f"http://127.0.0.1:{args.prefect_port}/api"
+        prefect_home = Path(get_settings().db_path).expanduser().absolute().parent / "prefect"
+        env = child_env(api_url) | {"PREFECT_HOME": str(prefect_home)}
+        server = start(
+            "Prefect server (UI)",
+            api_url.removesuffix("/api"),
+            [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+            + ["--port", str(args.prefect_port)],
+            env,
+        )
+        children.append(server)
+        wait_ready(server, f"{api_url}/health")
+    env = child_env(api_url)
+    runner = start("runner", "", [python, "-m", "deployments.serve"], env)
+    children.append(runner)
+    wait_ready(runner, f"{api_url}/deployments/name/fulfill-order/fulfill-order")
+    api_base = f"http://{get_settings().api_host}:{args.api_port}"
+    api = start("API", api_base, [python, "-m", "api", "--port", str(args.api_port)], env)
+    children.append(api)
+    wait_ready(api, f"{api_base}/health")
+    if args.no_dashboard:
+        return
+    if not DASHBOARD.exists():
+        print(f"no dashboard: {DASHBOARD.relative_to(ROOT)} does not exist yet", flush=True)
+        return
+    dashboard = start(
+        "dashboard",
+        f"http://127.0.0.1:{args.dashboard_port}",
+        [python, "-m", "streamlit", "run", str(DASHBOARD), "--server.headless", "true"]
+        + ["--server.address", "127.0.0.1", "--server.port", str(args.dashboard_port)]
+        + ["--browser.gatherUsageStats", "false"],
+        env,
+    )
+    children.append(dashboard)
+    wait_ready(dashboard, f"{dashboard.url}/_stcore/health")
+
+
+def supervise(children: list[Child]) -> int:
+    """Block until a signal arrives (0) or a child dies (1)."""
+    while True:
+        for child in children:
+            if child.process.poll() is not None:
+                print(f"{child.name} exited with code {child.process.returncode}", flush=True)
+                return 1
+        time.sleep(0.5)
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.stack", description=__doc__)
+    parser.add_argument("--api-port", type=int, default=get_settings().api_port)
+    parser.add_argument("--prefect-port", type=int, default=4200)
+    parser.add_argument("--dashboard-port", type=int, default=8501)
+    parser.add_argument("--no-dashboard", action="store_true")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    children: list[Child] = []
+    try:
+        launch(args, children)
+        print("\nFlowForge is up:", flush=True)
+        for child in children:
+            if child.url:
+                print(f"  {child.name:<20} {child.url}", flush=True)
+        print("Ctrl-C stops everything.\n", flush=True)
+        return supervise(children)
+    except Stop:
+        return 0
+    except RuntimeError as exc:
+        print(f"stack failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping…", flush=True)
+        stop(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
