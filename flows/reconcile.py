@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.cli import OneLineParser, valid_order_id
@@ -22,6 +22,7 @@ from flows.saga import drive_order
 from storage import saga as log
 from storage.db import session_scope
 from storage.errors import OrderNotFound
+from storage.models import ACTIVE_STATUSES
 from tasks import faults
 
 DEFAULT_STALE_AFTER = 60.0
@@ -54,6 +55,9 @@ def _sweep(stale_after: float) -> dict[str, Any]:
     for order_id in stale:
         state = fulfill_order(order_id, return_state=True)
         outcome = "skipped" if state.name == HANDED_OVER else order_result(order_id)["status"]
+        if outcome in ACTIVE_STATUSES:  # its run broke off (e.g. the database went away)
+            get_run_logger().warning("order %s left %s: %s", order_id, outcome, state.message)
+            outcome = "unfinished"
         tally.setdefault(outcome, []).append(order_id)
     return {"swept": len(stale), "stale_after": stale_after, "orders": tally}
 
