@@ -7,6 +7,7 @@ import threading
 from datetime import datetime
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboard.style import money_text
 from flows.fulfill import order_result
@@ -61,12 +62,16 @@ def expected_kpis() -> dict[str, str | float]:
     }
 
 
-def test_kpis_equal_the_database(filled: Filled):
-    page = render()
+def assert_kpis_equal_the_database(page: AppTest) -> None:
     shown, expected = kpis(page), expected_kpis()
     for latency in ("Latency p50", "Latency p95"):  # SQLite's julianday() keeps milliseconds
         assert seconds(shown.pop(latency)) == pytest.approx(expected.pop(latency), abs=0.006)
     assert shown == expected
+
+
+def test_kpis_equal_the_database(filled: Filled):
+    page = render()
+    assert_kpis_equal_the_database(page)
     assert kpis(page)["Orders"] == str(len(filled.orders))
     assert (kpis(page)["Completed"], kpis(page)["Needs attention"]) == ("3", "1")
     assert any("audit clean" in text for text in markdown(page))
@@ -86,7 +91,7 @@ def test_orders_table_is_newest_first_and_filters(filled: Filled):
     assert page.selectbox(key="picked_order").value == wanted
 
 
-def saga_of(label: str, filled: Filled):
+def saga_of(label: str, filled: Filled) -> tuple[AppTest, list[tuple[str, int, str]]]:
     """The page with the order of `label` picked, and its attempts table."""
     page = render()
     page.selectbox(key="picked_order").select(filled.orders[label]["order_id"])
@@ -106,6 +111,8 @@ def test_an_order_shows_its_steps_then_its_compensations_in_order(filled: Filled
         *[(name, 1, "compensated") for name in undo],
     ]
     assert [e.value for e in page.error][0].startswith("**update_warehouse**")
+    flow_run = filled.orders["warehouse"]["flow_run_id"]
+    assert [link.proto.url for link in page.link_button][0].endswith(f"/runs/flow-run/{flow_run}")
 
 
 def test_a_retried_step_shows_every_attempt(filled: Filled):
@@ -123,6 +130,9 @@ def test_empty_database_renders_a_friendly_page(db):
     assert kpis(page)["Success rate"] == "—"
     assert "No orders yet" in page.info[0].value
     assert [button.label for button in page.button] == ["Place order"]
+    assert page.toggle(key="auto_refresh").value is True
+    page.toggle(key="auto_refresh").set_value(False)
+    assert rerun(page).select_slider(key="refresh_seconds").disabled
 
 
 def test_ten_thousand_orders_render(db):
@@ -132,6 +142,11 @@ def test_ten_thousand_orders_render(db):
     assert kpis(page)["Needs attention"] == "500"
     assert len(table(page, "customer_id")) == 25
     assert any("audit clean" in text for text in markdown(page))
+    page.pagination(key="orders_page").select(400)
+    assert list(table(rerun(page), "customer_id")["order_id"])[-1] == "bulk-000000"
+    page.multiselect(key="filter_status").select("needs_attention")  # 20 pages: back to the last
+    assert set(table(rerun(page), "customer_id")["status"]) == {"needs_attention"}
+    assert "500 orders · page 20 of 20" in [caption.value for caption in page.caption]
 
 
 @pytest.mark.usefixtures("prefect_server", "db")
@@ -146,7 +161,7 @@ def test_retry_settles_a_needs_attention_order_once_the_fault_is_gone(monkeypatc
     rerun(page)
     assert order_result(order_id)["status"] == "failed"
     assert kpis(page)["Needs attention"] == "0"
-    assert f"order {order_id} retried: now failed" in page.success[0].value
+    assert order_id in page.success[0].value  # the retry's own message
     assert_audit_clean()
 
 
@@ -179,3 +194,10 @@ def test_place_an_order_with_an_injected_fault(monkeypatch):
     assert (summary["status"], summary["failure_point"]) == ("failed", "process_payment")
     assert summary["compensations"] == ["refund_payment", "release_inventory"]
     assert_audit_clean()
+
+
+def test_kpis_on_postgresql(pg_db):
+    fill_orders(200)
+    page = render()
+    assert_kpis_equal_the_database(page)
+    assert kpis(page)["Latency p95"] != "—"

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: orders, sagas, stock and money from the FlowForge database."""

@@ -1,0 +1,135 @@
+"""What the buttons do: retry, cancel and place orders through the same functions the CLI
+uses. Every saga run in this process is serialised by one lock, because `FAIL_AT` is read from
+the process environment: a demo fault set for one order must never leak into another run."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from prefect.settings import get_current_settings
+
+from dashboard.data import audit_problems
+from flows.cancel import cancel
+from flows.fulfill import record_order, run_order
+from flows.outcome import Outcome
+from flows.reconcile import retry_order
+from storage.models import ACTIVE_STATUSES
+from tasks import faults
+
+NOTICE_KEY = "notice"
+ALLOW_FAULTS_ENV = "FLOWFORGE_ALLOW_FAULTS"
+FAULT_CHOICES = ("", *faults.POINTS, "payment:1", "warehouse,refund")
+_runs = threading.Lock()
+
+
+def faults_allowed() -> bool:
+    """True when the page may offer fault injection (`FLOWFORGE_ALLOW_FAULTS=1`)."""
+    return os.environ.get(ALLOW_FAULTS_ENV) == "1"
+
+
+def can_retry(status: str) -> bool:
+    return status == "needs_attention"
+
+
+def can_cancel(status: str) -> bool:
+    """In flight, completed, or stuck in needs_attention: there is something to unwind."""
+    return status in ACTIVE_STATUSES or status in {"completed", "needs_attention"}
+
+
+def prefect_api_url() -> str | None:
+    """The configured Prefect API, or None when each process would start a temporary one."""
+    return get_current_settings().api.url
+
+
+def flow_run_url(flow_run_id: str | None) -> str | None:
+    """The Prefect UI page of a flow run, when a Prefect server is configured."""
+    ui_url = os.environ.get("PREFECT_UI_URL") or get_current_settings().ui_url
+    if not (flow_run_id and prefect_api_url() and ui_url):
+        return None
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+@contextmanager
+def exclusive(fail_at: str = "") -> Iterator[None]:
+    """Hold the run lock; with `fail_at`, inject that fault for the duration."""
+    with _runs:
+        saved = os.environ.get("FAIL_AT")
+        if fail_at:
+            os.environ["FAIL_AT"] = fail_at
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("FAIL_AT", None)
+            else:
+                os.environ["FAIL_AT"] = saved
+
+
+def notify(kind: str, message: str) -> None:
+    """Keep a message (success, info or error) for the next render; re-run the audit then."""
+    st.session_state[NOTICE_KEY] = (kind, message)
+    audit_problems.clear()
+
+
+def act(action: Callable[[str], Outcome], order_id: str) -> None:
+    """Button callback: run a retry or a cancel and keep its message for the page."""
+    try:
+        with exclusive():
+            outcome = action(order_id)
+    except Exception as exc:  # shown to the operator on the page
+        notify("error", f"{order_id}: {type(exc).__name__}: {exc}")
+        return
+    notify("success" if outcome.changed else "info", outcome.message)
+
+
+def retry(order_id: str) -> None:
+    """Retry callback: re-run the pending compensations of a needs_attention order."""
+    act(retry_order, order_id)
+
+
+def cancel_order(order_id: str) -> None:
+    """Cancel callback: compensate the order and end it cancelled."""
+    act(cancel, order_id)
+
+
+def _run_in_background(order_id: str, fail_at: str) -> None:
+    with exclusive(fail_at):
+        run_order(order_id)
+
+
+def _submit_to_deployment(order_id: str) -> str | None:
+    """Start a run of the fulfill-order deployment; None when there is no server or no module."""
+    if not prefect_api_url():
+        return None
+    try:
+        from deployments.submit import submit_order_run
+    except ImportError:
+        return None
+    return submit_order_run(order_id)
+
+
+def place_order(
+    *, product_id: str, quantity: int, customer_id: str, payment_method: str, fail_at: str = ""
+) -> str:
+    """Record an order and start its saga: on the deployment when a Prefect server is configured
+    (and no fault is injected), otherwise in a background thread. Returns the order id."""
+    order_id, _ = record_order(
+        product_id=product_id,
+        quantity=quantity,
+        customer_id=customer_id,
+        payment_method=payment_method,
+    )
+    flow_run_id = None if fail_at else _submit_to_deployment(order_id)
+    if flow_run_id:
+        notify("success", f"order {order_id} submitted: flow run {flow_run_id}")
+        return order_id
+    threading.Thread(
+        target=_run_in_background, args=(order_id, fail_at), name=f"order-{order_id}", daemon=True
+    ).start()
+    fault = f" with FAIL_AT={fail_at}" if fail_at else ""
+    notify("success", f"order {order_id} placed{fault}: running in the dashboard's process")
+    return order_id

@@ -1,0 +1,98 @@
+"""One order: its saga timeline, its records, a link to its flow run, and what can be done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import actions
+from dashboard.data import read
+from dashboard.style import coloured, money_text, status_badge
+from dashboard.timeline import attempts, timeline_chart
+from flows.fulfill import order_result
+from storage.metrics import order_records
+
+RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
+
+
+def render(order_id: str) -> None:
+    """Show everything about one order."""
+    summary = order_result(order_id)
+    status = summary["status"]
+    st.markdown(f"#### Order `{order_id}` {status_badge(status)}")
+    _facts(summary)
+    _controls(summary)
+    _saga(summary)
+    _records(order_id)
+
+
+def _facts(summary: dict[str, Any]) -> None:
+    finished = summary["finished_at"]
+    st.caption(
+        f"{summary['quantity']} × {summary['product_id']} for `{summary['customer_id']}`,"
+        f" {money_text(summary['amount'])} · created {_when(summary['created_at'])}"
+        + (f" · finished {_when(finished)}" if finished else "")
+    )
+    if summary["failure_reason"]:
+        st.error(f"**{summary['failure_point'] or 'failure'}**: {summary['failure_reason']}")
+
+
+def _when(iso: str) -> str:
+    return iso[:19].replace("T", " ") + " UTC"
+
+
+def _saga(summary: dict[str, Any]) -> None:
+    rows = attempts(summary)
+    if not rows:
+        st.info("No step has started yet.")
+        return
+    steps = [r["name"] for r in summary["saga"] if r["kind"] == "step" and r["attempts"]]
+    st.markdown("**Steps:** " + " → ".join(steps))
+    if summary["compensations"]:
+        st.markdown(
+            "**Compensations, in the order they ran:** " + " → ".join(summary["compensations"])
+        )
+    st.altair_chart(timeline_chart(rows, summary["failure_point"]), width="stretch")
+    with st.expander(f"Every attempt ({len(rows)})"):
+        st.dataframe(
+            coloured(rows, "outcome"),
+            hide_index=True,
+            column_config={
+                "start_s": st.column_config.NumberColumn("start (s)", format="%.3f"),
+                "end_s": st.column_config.NumberColumn("end (s)", format="%.3f"),
+                "duration_ms": st.column_config.NumberColumn("duration (ms)", format="%.1f"),
+            },
+        )
+
+
+def _records(order_id: str) -> None:
+    records = read(order_records, order_id=order_id)
+    for column, (key, title) in zip(st.columns(len(RECORDS)), RECORDS, strict=True):
+        with column:
+            st.markdown(f"**{title}**")
+            if records[key]:
+                frame = pd.DataFrame(records[key]).T.astype(str)
+                frame.columns = [f"#{n}" for n in range(1, len(frame.columns) + 1)]
+                st.dataframe(frame, width="stretch")
+            else:
+                st.caption("none")
+
+
+def _controls(summary: dict[str, Any]) -> None:
+    order_id, status = summary["order_id"], summary["status"]
+    link, retry, cancel = st.columns([3, 1, 1])
+    url = actions.flow_run_url(summary["flow_run_id"])
+    if url:
+        link.link_button("Open the flow run in the Prefect UI", url, icon=":material/open_in_new:")
+    elif summary["flow_run_id"]:
+        link.caption(f"flow run `{summary['flow_run_id']}` (no Prefect server configured)")
+    if actions.can_retry(status):
+        retry.button(
+            "Retry", key=f"retry-order-{order_id}", on_click=actions.retry, args=(order_id,)
+        )
+    if actions.can_cancel(status):
+        cancel.button(
+            "Cancel", key=f"cancel-{order_id}", on_click=actions.cancel_order, args=(order_id,)
+        )
