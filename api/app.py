@@ -41,7 +41,7 @@ def health() -> dict[str, str]:
 
 
 def _find(workflow_id: str) -> Order:
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         order = log.find_order(session, order_or_workflow_id=workflow_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {workflow_id!r} not found")
@@ -80,7 +80,7 @@ def list_orders(
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> list[dict[str, Any]]:
     """Known orders, newest first, without their events."""
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return [
             snapshot.order_summary(session, order, with_events=False)
             for order in log.list_orders(session, limit=limit, offset=offset)
@@ -91,7 +91,7 @@ def list_orders(
 def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
     """The saga's state from the database, and its Prefect flow run (id, state, UI link)."""
     order = _find(workflow_id)
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         summary = snapshot.order_summary(session, order)
     run_id = summary["flow_run_id"]
     summary["flow_run"] = flow_run_link(run_id) if run_id else None
@@ -162,13 +162,13 @@ def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
 
 @router.get("/inventory")
 def inventory() -> list[dict[str, Any]]:
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return snapshot.inventory(session)
 
 
 @router.get("/payments/{charge_id}", responses={status.HTTP_404_NOT_FOUND: {}})
 def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, Any]:
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         found = lookups.payment(session, charge_id=charge_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"payment {charge_id!r} not found")
@@ -177,21 +177,21 @@ def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, An
 
 @router.get("/warehouse")
 def warehouse() -> list[dict[str, Any]]:
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return snapshot.warehouse(session)
 
 
 @router.get("/engine/snapshot")
 def engine_snapshot() -> dict[str, Any]:
     """Orders, inventory, payments and warehouse records in one response."""
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return snapshot.snapshot(session)
 
 
 @router.get("/audit")
 def audit_report() -> AuditReport:
     """Every violated invariant; `clean` when there is none."""
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         problems = audit(session)
     return AuditReport(clean=not problems, problems=problems)
 

@@ -16,7 +16,7 @@ AUDIT_TTL_SECONDS = 30
 
 def read(query: Callable[..., T], /, **kwargs: Any) -> T:
     """Run `query(session, **kwargs)` in a transaction of its own."""
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return query(session, **kwargs)
 
 
@@ -24,5 +24,5 @@ def read(query: Callable[..., T], /, **kwargs: Any) -> T:
 def audit_problems(url: str) -> list[str]:
     """The audit of the database at `url`: the slowest read, so it is re-run at most every
     AUDIT_TTL_SECONDS (and right after a button changed something)."""
-    with session_scope(url) as session:
+    with session_scope(url, readonly=True) as session:
         return audit(session)

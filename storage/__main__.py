@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_database()
         print(f"reset {database_url()}: default catalog loaded")
         return 0
-    with session_scope(consistent=True) as session:
+    with session_scope(readonly=True) as session:
         if args.command == "snapshot":
             print(json.dumps(snapshot(session), indent=2))
             return 0

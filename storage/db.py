@@ -22,6 +22,7 @@ DEFAULT_CATALOG = (
     ("SKU-003", "Gizmo", 50, 1000),
 )
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READONLY_OPTION = "flowforge_readonly"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = Lock()
@@ -65,7 +66,9 @@ def _create_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers queue up front (no lock upgrade deadlocks); readers never block a writer
+        readonly = connection.get_execution_options().get(READONLY_OPTION)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -108,13 +111,18 @@ def insert_once(session: Session, row: SQLModel) -> bool:
 
 
 @contextmanager
-def session_scope(url: str | None = None, *, consistent: bool = False) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back on error. `consistent`
-    makes every read see one snapshot (REPEATABLE READ on PostgreSQL; SQLite's write
-    transactions already do), as the audit and the snapshot need."""
+def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back on error. A `readonly`
+    one sees a single snapshot (as the audit needs) and never holds up a writer: a deferred
+    BEGIN on SQLite, REPEATABLE READ on PostgreSQL."""
     with Session(get_engine(url), expire_on_commit=False) as session:
-        if consistent and session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        if readonly:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ"}
+                if postgres
+                else {READONLY_OPTION: True}
+            )
         try:
             yield session
             session.commit()

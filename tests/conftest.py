@@ -54,7 +54,7 @@ def prefect_server() -> Iterator[str]:
 
 
 def assert_audit_clean() -> None:
-    with session_scope(consistent=True) as session:
+    with session_scope(readonly=True) as session:
         problems = audit(session)
     assert problems == [], problems
 
