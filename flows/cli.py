@@ -41,3 +41,13 @@ def valid_order_id(text: str) -> str:
             f"{text!r} is not a valid order id (letters, digits, _ . : -; at most 64)"
         )
     return text
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value

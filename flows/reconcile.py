@@ -5,7 +5,6 @@ status (resumed forward, or its pending compensations run); `--retry` settles a
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import uuid
@@ -15,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.cli import OneLineParser, valid_order_id
+from flows.cli import OneLineParser, non_negative_seconds, valid_order_id
 from flows.fulfill import fulfill_order, order_result
 from flows.outcome import HANDED_OVER, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
@@ -84,19 +83,9 @@ def retry_order(order_id: str) -> Outcome:
     return Outcome(**run_locally(reconcile, retry_order_id=order_id))
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m flows.reconcile", description=__doc__)
-    parser.add_argument("--stale-after", type=_non_negative, default=DEFAULT_STALE_AFTER)
+    parser.add_argument("--stale-after", type=non_negative_seconds, default=DEFAULT_STALE_AFTER)
     parser.add_argument("--retry", type=valid_order_id, metavar="ORDER_ID")
     args = parser.parse_args(argv)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -70,6 +71,20 @@ def child_env(api_url: str | None = None, **extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`python -m module args…` in a child process (default: `child_env()`), output captured."""
+    return subprocess.run(
+        [PYTHON, "-m", module, *args],
+        env=env or child_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

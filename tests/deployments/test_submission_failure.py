@@ -3,12 +3,10 @@ and says its run is pending; once the server is back, the sweep drives it to com
 
 from __future__ import annotations
 
-import subprocess
-
 import httpx
 
 from deployments.stack import Child, stop
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.deployments.helpers import (
     free_port,
     post_order,
@@ -32,14 +30,7 @@ def test_an_order_submitted_while_prefect_is_down_is_swept_later(db, tmp_path):
         assert httpx.get(f"{api}/orders").json()[0]["workflow_id"] == "while-down"
 
         children.append(start_prefect_server(env, prefect_port))
-        sweep = subprocess.run(
-            [PYTHON, "-m", "flows.reconcile", "--stale-after", "0"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        sweep = run_module("flows.reconcile", "--stale-after", "0", env=env, timeout=180)
         assert sweep.returncode == 0, sweep.stderr[-2000:]
         summary = status_of(api, "while-down")
         assert summary["status"] == "completed"

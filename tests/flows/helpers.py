@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -46,9 +47,15 @@ def flow_run_state_name(flow_run_id: str) -> str:
 
 
 def spawn_order(
-    api_url: str, order_id: str, *, product_id: str = "SKU-003", quantity: int = 2, **env: str
+    api_url: str,
+    order_id: str | None = None,
+    *,
+    product_id: str = "SKU-003",
+    quantity: int = 2,
+    **env: str,
 ) -> subprocess.Popen:
     """Start `python -m flows.fulfill --json` for one order in its own process."""
+    reuse = ["--order-id", order_id] if order_id else []
     return subprocess.Popen(
         [
             PYTHON,
@@ -59,11 +66,10 @@ def spawn_order(
             "--quantity",
             str(quantity),
             "--customer",
-            "cust-" + order_id,
+            f"cust-{order_id or 'racer'}",
             "--payment-method",
             "tok_visa",
-            "--order-id",
-            order_id,
+            *reuse,
             "--json",
         ],
         env=child_env(api_url, **env),
@@ -72,6 +78,17 @@ def spawn_order(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def race(api_url: str, racers: int, *, product_id: str, quantity: int) -> list[dict[str, Any]]:
+    """`racers` processes order the same product at once; returns their JSON results."""
+    procs = [spawn_order(api_url, product_id=product_id, quantity=quantity) for _ in range(racers)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode in (0, 1), err[-2000:]
+        results.append(json.loads(out))
+    return results
 
 
 def order_status(order_id: str) -> str:

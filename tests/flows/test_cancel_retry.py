@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from flows.cancel import cancel
 from flows.reconcile import retry_order
 from storage.errors import OrderNotFound
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import engine_state, order_result, place, spawn_order
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -96,24 +95,10 @@ def test_cancel_settled_order_is_a_noop(prefect_server, monkeypatch):
 def test_cancel_cli(prefect_server):
     place(order_id="cli-cancel")
     env = child_env(prefect_server)
-    ok = subprocess.run(
-        [PYTHON, "-m", "flows.cancel", "cli-cancel", "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ok = run_module("flows.cancel", "cli-cancel", "--json", env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert json.loads(ok.stdout)["status"] == "cancelled"
-    unknown = subprocess.run(
-        [PYTHON, "-m", "flows.cancel", "nope"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    unknown = run_module("flows.cancel", "nope", env=env, timeout=120)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "python -m flows.cancel: error: order 'nope' not found"
     assert_audit_clean()
@@ -143,32 +128,11 @@ def test_needs_attention_then_retry_after_fault_is_gone(prefect_server, monkeypa
 
 def test_reconcile_cli_retry_and_bad_input(prefect_server):
     env = child_env(prefect_server)
-    bad = subprocess.run(
-        [PYTHON, "-m", "flows.reconcile", "--stale-after", "-1"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_module("flows.reconcile", "--stale-after", "-1", env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    missing = subprocess.run(
-        [PYTHON, "-m", "flows.reconcile", "--retry", "ghost"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = run_module("flows.reconcile", "--retry", "ghost", env=env, timeout=60)
     assert missing.returncode == 2
     assert "order 'ghost' not found" in missing.stderr
-    sweep = subprocess.run(
-        [PYTHON, "-m", "flows.reconcile"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sweep = run_module("flows.reconcile", env=env, timeout=60)
     assert sweep.returncode == 0
     assert json.loads(sweep.stdout) == {"swept": 0, "stale_after": 60.0, "orders": {}}

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from flows.fulfill import main
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
+from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import engine_state
 
 GOOD = [
@@ -74,14 +74,7 @@ def test_bad_input_exits_2_with_one_line(db, capsys, monkeypatch, argv, env, mes
 
 
 def test_bad_input_in_a_real_process(db):
-    proc = subprocess.run(
-        [PYTHON, "-m", "flows.fulfill", *with_value("--quantity", "0")],
-        env=child_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_module("flows.fulfill", *with_value("--quantity", "0"), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "python -m flows.fulfill: error: argument --quantity: must be at least 1, got 0"
@@ -103,27 +96,13 @@ def test_bad_input_in_a_real_process(db):
     ],
 )
 def test_bad_environment_exits_2_with_one_line(db, module, args, env, message):
-    proc = subprocess.run(
-        [PYTHON, "-m", module, *args],
-        env=child_env(**env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_module(module, *args, env=child_env(**env), timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
 
 
 def run_cli(api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "-m", "flows.fulfill", *args],
-        env=child_env(api_url, **env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("flows.fulfill", *args, env=child_env(api_url, **env))
 
 
 def test_json_contract_and_exit_codes(db, prefect_server):

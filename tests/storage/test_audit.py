@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from storage import operations, saga
 from storage.audit import audit
 from storage.db import session_scope
 from storage.models import Order, Payment, Product, WarehouseRecord, utcnow
-from tests.conftest import PYTHON, ROOT, child_env
+from tests.conftest import run_module
 
 
 def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
@@ -149,14 +148,9 @@ def test_order_with_live_lease_is_fine(db):
 
 
 def test_cli_exit_codes(db):
-    env = child_env()
-    clean = subprocess.run(
-        [PYTHON, "-m", "storage", "audit"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    clean = run_module("storage", "audit")
     assert clean.returncode == 0, clean.stderr
     make_order("o1", "failed")
-    dirty = subprocess.run(
-        [PYTHON, "-m", "storage", "audit"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    dirty = run_module("storage", "audit")
     assert dirty.returncode == 1
     assert "failed order o1 still has a held reservation" in dirty.stdout

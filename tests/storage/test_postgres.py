@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 from storage import operations
 from storage.db import session_scope
 from storage.errors import InsufficientStock
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
-from tests.flows.helpers import engine_state, place
+from tests.conftest import assert_audit_clean
+from tests.flows.helpers import engine_state, place, race
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
@@ -59,34 +56,6 @@ def test_saga_on_postgres(monkeypatch):
 
 
 def test_racing_processes_on_postgres_never_oversell(prefect_server):
-    procs = [
-        subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "flows.fulfill",
-                "--product",
-                "SKU-002",
-                "--quantity",
-                "4",
-                "--customer",
-                f"pg-{i}",
-                "--payment-method",
-                "tok_visa",
-                "--json",
-            ],
-            env=child_env(prefect_server),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(4)
-    ]
-    statuses = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode in (0, 1), err[-2000:]
-        statuses.append(json.loads(out)["status"])
-    assert sorted(statuses) == ["completed", "completed", "failed", "failed"]
+    results = race(prefect_server, 4, product_id="SKU-002", quantity=4)
+    assert sorted(r["status"] for r in results) == ["completed", "completed", "failed", "failed"]
     assert_audit_clean()
