@@ -66,7 +66,7 @@ def make_plan(rng: random.Random) -> list[dict[str, str]]:
     return plan
 
 
-def test_randomized_soak(db, prefect_server, tmp_path: Path):
+def test_randomized_soak(db, prefect_server, tmp_path: Path, capsys):
     seed = int(os.environ.get("SOAK_SEED", "20261125"))
     rng = random.Random(seed)
     started = time.monotonic()
@@ -103,10 +103,11 @@ def test_randomized_soak(db, prefect_server, tmp_path: Path):
             break
     orders = engine_state()["orders"]
     tally = Counter(order["status"] for order in orders)
-    print(
-        f"\nsoak seed={seed}: {len(orders)} orders in {time.monotonic() - started:.1f}s, "
-        f"{killed} workers killed, {sweeps} sweeps: {dict(sorted(tally.items()))}"
-    )
+    with capsys.disabled():  # the tally belongs in every run's output, not only failures
+        print(
+            f"\nsoak seed={seed}: {len(orders)} orders in {time.monotonic() - started:.1f}s, "
+            f"{killed} workers killed, {sweeps} sweeps: {dict(sorted(tally.items()))}"
+        )
     assert len(orders) == ORDERS
     assert set(tally) <= {"completed", "failed", "needs_attention"}
     assert tally["completed"] and tally["failed"] and tally["needs_attention"]
