@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi.responses import JSONResponse
 
 from api.auth import require_token
 from api.schemas import IDENTIFIER, ActionAccepted, AuditReport, OrderCreate, OrderStarted
@@ -21,6 +22,7 @@ from storage import lookups, snapshot
 from storage import saga as log
 from storage.audit import audit
 from storage.db import session_scope
+from storage.errors import StorageUnavailable
 from storage.models import ACTIVE_STATUSES, Order
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
@@ -32,6 +34,12 @@ app = FastAPI(
     version="0.1.0",
 )
 router = APIRouter(dependencies=[Depends(require_token)])
+
+
+@app.exception_handler(StorageUnavailable)
+def storage_unavailable(_request: Request, exc: StorageUnavailable) -> JSONResponse:
+    """The database cannot be used: say so (503), never a 500 with a traceback."""
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @app.get("/health")

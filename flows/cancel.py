@@ -3,6 +3,7 @@ completed order is compensated in full; both end `cancelled`. `python -m flows.c
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -11,16 +12,15 @@ import uuid
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.cli import OneLineParser, valid_order_id
+from flows.cli import run_command, valid_order_id
 from flows.fulfill import order_result
 from flows.outcome import Outcome, exit_code, human_summary, publish_artifact, run_locally
 from flows.saga import CANCELLED_REASON, drive_order
 from storage import saga as log
+from storage.cli import OneLineParser
 from storage.db import session_scope
-from storage.errors import OrderNotFound
 from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
-from tasks import faults
 
 POLL_SECONDS = 0.25
 SETTLED = frozenset({"failed", "cancelled"})
@@ -92,15 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m flows.cancel", description=__doc__)
     parser.add_argument("order_id", type=valid_order_id)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    try:
-        faults.validate()
-    except faults.FaultSpecError as exc:
-        parser.error(str(exc))
-    try:
-        outcome = cancel(args.order_id)
-    except OrderNotFound as exc:
-        parser.error(str(exc))
+    return run_command(parser, cancel_command, argv)
+
+
+def cancel_command(args: argparse.Namespace) -> int:
+    outcome = cancel(args.order_id)
     if args.json:
         print(
             json.dumps({"message": outcome.message, "changed": outcome.changed, **outcome.summary})

@@ -1,20 +1,17 @@
-"""Command-line helpers shared by the flows' `__main__` blocks: one-line errors, exit 2."""
+"""Argument types shared by the flows' `__main__` blocks (errors are one line, exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from typing import NoReturn
+from collections.abc import Callable
+
+from storage.cli import OneLineParser
+from storage.errors import OrderNotFound, StorageUnavailable
+from tasks.faults import FaultSpecError, validate
 
 ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MAX_QUANTITY = 1_000_000
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one line on stderr and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +48,16 @@ def non_negative_seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
     return value
+
+
+def run_command(
+    parser: OneLineParser, command: Callable[[argparse.Namespace], int], argv: list[str] | None
+) -> int:
+    """Parse `argv`, check the fault variables, run `command`; a user mistake (bad argument,
+    bad FAIL_AT/CRASH_AT, unusable database, unknown order) is one line and exit 2."""
+    args = parser.parse_args(argv)
+    try:
+        validate()
+        return command(args)
+    except (FaultSpecError, StorageUnavailable, OrderNotFound) as exc:
+        parser.error(str(exc))

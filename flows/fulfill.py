@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from flows.cli import OneLineParser, non_empty, positive_int, valid_order_id
+from flows.cli import non_empty, positive_int, run_command, valid_order_id
 from flows.outcome import (
     exit_code,
     handed_over,
@@ -23,9 +23,9 @@ from flows.outcome import (
 )
 from flows.saga import drive_order
 from storage import saga as log
+from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.snapshot import order_summary
-from tasks import faults
 
 
 def order_result(order_id: str) -> dict[str, Any]:
@@ -95,13 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        faults.validate()
-    except faults.FaultSpecError as exc:
-        parser.error(str(exc))
+def fulfill(args: argparse.Namespace) -> int:
     order_id, _ = record_order(
         product_id=args.product,
         quantity=args.quantity,
@@ -112,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_order(order_id)
     print(json.dumps(summary) if args.json else human_summary(summary))
     return exit_code(summary["status"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), fulfill, argv)
 
 
 if __name__ == "__main__":

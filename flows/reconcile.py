@@ -5,6 +5,7 @@ status (resumed forward, or its pending compensations run); `--retry` settles a
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import uuid
@@ -14,15 +15,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.cli import OneLineParser, non_negative_seconds, valid_order_id
+from flows.cli import non_negative_seconds, run_command, valid_order_id
 from flows.fulfill import fulfill_order, order_result
 from flows.outcome import HANDED_OVER, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
 from storage import saga as log
+from storage.cli import OneLineParser
 from storage.db import session_scope
-from storage.errors import OrderNotFound
 from storage.models import ACTIVE_STATUSES
-from tasks import faults
 
 DEFAULT_STALE_AFTER = 60.0
 
@@ -87,16 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m flows.reconcile", description=__doc__)
     parser.add_argument("--stale-after", type=non_negative_seconds, default=DEFAULT_STALE_AFTER)
     parser.add_argument("--retry", type=valid_order_id, metavar="ORDER_ID")
-    args = parser.parse_args(argv)
-    try:
-        faults.validate()
-    except faults.FaultSpecError as exc:
-        parser.error(str(exc))
+    return run_command(parser, sweep_or_retry, argv)
+
+
+def sweep_or_retry(args: argparse.Namespace) -> int:
     if args.retry:
-        try:
-            outcome = retry_order(args.retry)
-        except OrderNotFound as exc:
-            parser.error(str(exc))
+        outcome = retry_order(args.retry)
         result = {
             "retried": args.retry,
             "status": outcome.summary["status"],

@@ -10,10 +10,12 @@ from threading import Lock
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from storage import models
+from storage.errors import StorageUnavailable
+from storage.migrations import SchemaTooNew, migrate
 from storage.settings import get_settings
 
 DEFAULT_CATALOG = (
@@ -38,8 +40,12 @@ def get_engine(url: str | None = None) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _create_engine(url)
-            ensure_schema(engine)
+            try:
+                engine = _create_engine(url)
+                ensure_schema(engine)
+            except (ArgumentError, NoSuchModuleError, OperationalError, SchemaTooNew) as exc:
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                raise StorageUnavailable(f"cannot use database {url!r}: {reason}") from exc
             _engines[url] = engine
         return engine
 
@@ -74,11 +80,11 @@ def _create_engine(url: str) -> Engine:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create missing tables and load the default catalog into an empty database."""
+    """Create or upgrade the schema and load the default catalog into an empty database."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(7406551)"))
-        SQLModel.metadata.create_all(connection)
+        migrate(connection)
         with Session(bind=connection) as session:
             if session.exec(select(models.Product).limit(1)).first() is None:
                 load_default_catalog(session)

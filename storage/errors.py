@@ -32,3 +32,7 @@ class LeaseLost(Exception):
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"lost the lease on order {order_id!r} to another process")
+
+
+class StorageUnavailable(RuntimeError):
+    """The configured database cannot be used (bad URL, unreachable, newer schema)."""
