@@ -106,6 +106,16 @@ def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
     return summary
 
 
+def _accepted(order: Order, current: str, run_id: str | None, message: str) -> ActionAccepted:
+    return ActionAccepted(
+        workflow_id=order.workflow_id,
+        order_id=order.order_id,
+        status=current,
+        flow_run_id=run_id,
+        message=message,
+    )
+
+
 @router.post(
     "/orders/{workflow_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
@@ -128,13 +138,7 @@ def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "cancellation flagged but the cancel-order run could not be submitted; try again",
         )
-    return ActionAccepted(
-        workflow_id=order.workflow_id,
-        order_id=order.order_id,
-        status=current,
-        flow_run_id=run_id,
-        message=outcome.message,
-    )
+    return _accepted(order, current, run_id, outcome.message)
 
 
 @router.post(
@@ -159,13 +163,7 @@ def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "the retry run could not be submitted; try again"
         )
-    return ActionAccepted(
-        workflow_id=order.workflow_id,
-        order_id=order.order_id,
-        status=order.status,
-        flow_run_id=run_id,
-        message="retry submitted",
-    )
+    return _accepted(order, order.status, run_id, "retry submitted")
 
 
 @router.get("/inventory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 
@@ -14,16 +15,23 @@ ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MAX_QUANTITY = 1_000_000
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, parse: Callable[[str], float], kind: str, low: float, high: float) -> float:
     try:
-        value = int(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    if value > MAX_QUANTITY:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_QUANTITY}, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+    if not low <= value <= high:
+        bound = f"at least {low}" if value < low else f"at most {high}"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return int(_number(text, int, "a whole number", 1, MAX_QUANTITY))
+
+
+def non_negative_seconds(text: str) -> float:
+    return _number(text, float, "a number of seconds", 0, math.inf)
 
 
 def non_empty(text: str) -> str:
@@ -38,16 +46,6 @@ def valid_order_id(text: str) -> str:
             f"{text!r} is not a valid order id (letters, digits, _ . : -; at most 64)"
         )
     return text
-
-
-def non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
 
 
 def run_command(
