@@ -34,9 +34,7 @@ def create_order(
     payment_method: str,
 ) -> tuple[Order, bool]:
     """Record a pending order. Returns (order, created); an existing id is returned unchanged."""
-    existing = session.get(Order, order_id)
-    if existing is None:
-        existing = session.exec(select(Order).where(Order.workflow_id == workflow_id)).first()
+    existing = _order_with_either_id(session, order_id, workflow_id)
     if existing is not None:
         return existing, False
     product = session.get(Product, product_id)
@@ -51,11 +49,14 @@ def create_order(
     )
     if insert_once(session, order):
         return order, True
-    found = find_order(session, order_or_workflow_id=order_id) or find_order(
-        session, order_or_workflow_id=workflow_id
+    return _order_with_either_id(session, order_id, workflow_id), False  # a concurrent insert won
+
+
+def _order_with_either_id(session: Session, order_id: str, workflow_id: str) -> Order | None:
+    return (
+        session.get(Order, order_id)
+        or session.exec(select(Order).where(Order.workflow_id == workflow_id)).first()
     )
-    assert found is not None, "a concurrent insert won the unique key"
-    return found, False
 
 
 def get_order(session: Session, *, order_id: str) -> Order:
