@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_token
 from api.schemas import IDENTIFIER, ActionAccepted, AuditReport, OrderCreate, OrderStarted
@@ -22,7 +25,7 @@ from storage import lookups, snapshot
 from storage import saga as log
 from storage.audit import audit
 from storage.db import session_scope
-from storage.errors import StorageUnavailable
+from storage.errors import IdConflict, StorageUnavailable
 from storage.models import ACTIVE_STATUSES, Order
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
@@ -37,9 +40,25 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 
 @app.exception_handler(StorageUnavailable)
-def storage_unavailable(_request: Request, exc: StorageUnavailable) -> JSONResponse:
-    """The database cannot be used: say so (503), never a 500 with a traceback."""
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+@app.exception_handler(OperationalError)
+@app.exception_handler(InterfaceError)
+def storage_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database cannot be used (now or since start-up): 503, never a 500 with a traceback."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return JSONResponse(
+        {"detail": f"database unavailable: {reason}"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field; the offending values are left out (NaN or 1e400 cannot be
+    put back into JSON)."""
+    errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+    return JSONResponse(
+        {"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
 
 
 @app.get("/health")
@@ -62,11 +81,10 @@ def _find(workflow_id: str) -> Order:
 )
 def create_order(body: OrderCreate) -> OrderStarted:
     """Record the order, then submit its fulfill-order run without waiting for it."""
-    order_id, created = record_order(**body.model_dump())
-    if not created:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"workflow_id {body.workflow_id!r} already exists"
-        )
+    try:
+        order_id, _ = record_order(**body.model_dump())
+    except IdConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     order = _find(order_id)
     run_id = submit_order_run(order_id)
     if run_id is None:

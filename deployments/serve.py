@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not PREFECT_API_URL.value():
         parser.exit(2, "PREFECT_API_URL is not set: point it at a Prefect server\n")
-    serve(*runner_deployments(), limit=args.limit, query_seconds=args.poll_seconds)
+    serve(
+        *runner_deployments(),
+        limit=args.limit,
+        query_seconds=args.poll_seconds,
+        pause_on_shutdown=False,  # another runner or worker may still serve them
+    )
     return 0
 
 

@@ -40,7 +40,12 @@ def create_run(
         return None
     retries = {PREFECT_CLIENT_MAX_RETRIES: get_settings().submit_retries}
     try:
-        with temporary_settings(updates=retries), get_client(sync_client=True) as client:
+        with (
+            temporary_settings(updates=retries),
+            get_client(
+                sync_client=True, httpx_settings={"timeout": READ_TIMEOUT_SECONDS}
+            ) as client,
+        ):
             deployment_id = client.read_deployment_by_name(deployment).id
             run = client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from storage.cli import OneLineParser
-from storage.errors import OrderNotFound, StorageUnavailable
+from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
 from tasks.faults import FaultSpecError, validate
 
 ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -57,5 +57,5 @@ def run_command(
     try:
         validate()
         return command(args)
-    except (FaultSpecError, StorageUnavailable, OrderNotFound) as exc:
+    except (FaultSpecError, StorageUnavailable, OrderNotFound, IdConflict) as exc:
         parser.error(str(exc))

@@ -25,6 +25,7 @@ from flows.saga import drive_order
 from storage import saga as log
 from storage.cli import OneLineParser
 from storage.db import session_scope
+from storage.errors import IdConflict
 from storage.snapshot import order_summary
 
 
@@ -58,18 +59,24 @@ def record_order(
     order_id: str | None = None,
     workflow_id: str | None = None,
 ) -> tuple[str, bool]:
-    """Record a pending order (before any run is started). Returns (order_id, created)."""
+    """Record a pending order (before any run is started). Returns (order_id, created): an
+    order recorded before under the same ids is returned; raises `IdConflict` when either id
+    already names a different order."""
     order_id = order_id or new_order_id()
+    workflow_id = workflow_id or f"order-{order_id}"
     with session_scope() as session:
         order, created = log.create_order(
             session,
             order_id=order_id,
-            workflow_id=workflow_id or f"order-{order_id}",
+            workflow_id=workflow_id,
             product_id=product_id,
             quantity=quantity,
             customer_id=customer_id,
             payment_method=payment_method,
         )
+        if (order.order_id, order.workflow_id) != (order_id, workflow_id):
+            taken = order_id if order_id in (order.order_id, order.workflow_id) else workflow_id
+            raise IdConflict(taken, order.order_id)
         return order.order_id, created
 
 

@@ -22,6 +22,11 @@ class CardDeclined(DomainRefusal):
         super().__init__(f"card declined for payment method {payment_method!r}")
 
 
+class IdConflict(ValueError):
+    def __init__(self, requested: str, owner: str) -> None:
+        super().__init__(f"id {requested!r} is already used by order {owner!r}")
+
+
 class OrderNotFound(LookupError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id!r} not found")

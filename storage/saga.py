@@ -53,10 +53,12 @@ def create_order(
 
 
 def _order_with_either_id(session: Session, order_id: str, workflow_id: str) -> Order | None:
-    return (
-        session.get(Order, order_id)
-        or session.exec(select(Order).where(Order.workflow_id == workflow_id)).first()
-    )
+    """The order already using either id as its order id or its workflow id, if any: ids
+    are looked up in both columns, so no id may ever name two orders."""
+    ids = sorted({order_id, workflow_id})
+    return session.exec(
+        select(Order).where(or_(col(Order.order_id).in_(ids), col(Order.workflow_id).in_(ids)))
+    ).first()
 
 
 def get_order(session: Session, *, order_id: str) -> Order:

@@ -152,3 +152,24 @@ def test_retry_is_only_for_needs_attention(client):
         log.update_order(session, order_id=order_id, status="needs_attention")
     # No Prefect server here: the retry cannot be submitted, and the API says so.
     assert client.post(f"/orders/{order_id}/retry").status_code == 503
+
+
+def test_workflow_id_may_not_reuse_another_orders_id(client):
+    alice = client.post("/orders", json=ORDER).json()
+    bob = client.post("/orders", json=order_body(workflow_id=alice["order_id"]))
+    assert bob.status_code == 409
+    assert alice["order_id"] in bob.json()["detail"]
+    assert len(client.get("/orders").json()) == 1
+    status = client.get(f"/orders/{alice['order_id']}/status").json()
+    assert status["workflow_id"] == alice["workflow_id"]
+
+
+@pytest.mark.parametrize("raw", ["1e400", "NaN", "-Infinity"])
+def test_non_finite_numbers_are_422_not_500(client, raw):
+    template = (
+        '{"product_id": "SKU-001", "quantity": QTY, "customer_id": "c", "payment_method": "t"}'
+    )
+    body = template.replace("QTY", raw)
+    response = client.post("/orders", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "quantity"]

@@ -133,3 +133,22 @@ def test_json_contract_and_exit_codes(db, prefect_server):
     assert again.returncode == 0
     assert json.loads(again.stdout) == result
     assert_audit_clean()
+
+
+def test_order_id_that_names_another_order_is_refused(db, capsys):
+    from flows.fulfill import record_order
+
+    record_order(
+        product_id="SKU-001",
+        quantity=1,
+        customer_id="c",
+        payment_method="t",
+        order_id="first",
+        workflow_id="wf-shared",
+    )
+    before = engine_state()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*GOOD, "--order-id", "wf-shared"])
+    assert exit_info.value.code == 2
+    assert "id 'wf-shared' is already used by order 'first'" in capsys.readouterr().err
+    assert engine_state() == before
