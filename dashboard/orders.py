@@ -48,4 +48,9 @@ def render() -> str | None:
     with pager:
         st.pagination(found.pages, key="orders_page")
     count.caption(f"{found.total} orders · page {found.page} of {found.pages}")
-    return st.selectbox("Order", [r["order_id"] for r in found.rows], key="picked_order")
+    options = [r["order_id"] for r in found.rows]
+    picked, same_filter = st.session_state.get("picked_order"), repr(order_filter)
+    if picked and picked not in options and st.session_state.get("picked_filter") == same_filter:
+        options.insert(0, picked)  # new orders pushed it off this page: it stays picked
+    st.session_state["picked_filter"] = same_filter
+    return st.selectbox("Order", options, key="picked_order")

@@ -90,9 +90,15 @@ def _controls(summary: dict[str, Any]) -> None:
         link.caption(f"flow run `{summary['flow_run_id']}` (no Prefect server configured)")
     if actions.can_retry(status):
         retry.button(
-            "Retry", key=f"retry-order-{order_id}", on_click=actions.retry, args=(order_id,)
+            "Retry", key=f"saga-retry-{order_id}", on_click=actions.retry, args=(order_id,)
         )
     if actions.can_cancel(status):
-        cancel.button(
-            "Cancel", key=f"cancel-{order_id}", on_click=actions.cancel_order, args=(order_id,)
-        )
+        with cancel.popover("Cancel…"):
+            st.markdown(f"Cancel order `{order_id}`? What it did is undone: refund, release.")
+            st.button(
+                f"Yes, cancel {order_id}",
+                key=f"cancel-{order_id}",
+                on_click=actions.cancel_order,
+                args=(order_id,),
+                type="primary",
+            )

@@ -7,6 +7,7 @@ from sqlalchemy.engine import make_url
 
 from dashboard import actions
 from dashboard.data import read
+from flows.cli import MAX_QUANTITY
 from storage.db import database_url
 from storage.snapshot import inventory
 
@@ -28,7 +29,9 @@ def order_form() -> None:
     with st.sidebar.form("place_order", clear_on_submit=False):
         st.markdown("**Place an order**")
         product_id = st.selectbox("Product", products, key="new_product")
-        quantity = st.number_input("Quantity", min_value=1, value=1, step=1, key="new_quantity")
+        quantity = st.number_input(
+            "Quantity", min_value=1, max_value=MAX_QUANTITY, value=1, step=1, key="new_quantity"
+        )
         customer_id = st.text_input("Customer", value="cust-dashboard", key="new_customer")
         payment_method = st.text_input("Payment method", value="tok_visa", key="new_payment")
         fail_at = ""

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.style import money_text
-from flows.fulfill import order_result
+from flows.fulfill import order_result, record_order
 from tests.conftest import assert_audit_clean
 from tests.dashboard.conftest import Filled
 from tests.dashboard.factory import fill_orders
@@ -201,3 +201,14 @@ def test_kpis_on_postgresql(pg_db):
     page = render()
     assert_kpis_equal_the_database(page)
     assert kpis(page)["Latency p95"] != "—"
+
+
+def test_picked_order_stays_picked_when_new_orders_push_it_off_the_page(db):
+    fill_orders(25)
+    page = render()
+    page.selectbox(key="picked_order").select("bulk-000000")
+    assert rerun(page).selectbox(key="picked_order").value == "bulk-000000"
+    record_order(product_id="SKU-001", quantity=1, customer_id="late", payment_method="t")
+    picked = rerun(page).selectbox(key="picked_order")
+    assert picked.value == "bulk-000000"
+    assert page.button(key="cancel-bulk-000000").label == "Yes, cancel bulk-000000"
