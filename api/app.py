@@ -107,10 +107,8 @@ def list_orders(
 ) -> list[dict[str, Any]]:
     """Known orders, newest first, without their events."""
     with session_scope(readonly=True) as session:
-        return [
-            snapshot.order_summary(session, order, with_events=False)
-            for order in log.list_orders(session, limit=limit, offset=offset)
-        ]
+        orders = log.list_orders(session, limit=limit, offset=offset)
+        return snapshot.order_summaries(session, orders)
 
 
 @router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
