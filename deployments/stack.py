@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 from prefect.settings import PREFECT_API_URL
 
+from storage.cli import OneLineParser
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,13 +180,35 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_ports(args: argparse.Namespace) -> list[str]:
+    """The ports this stack would listen on that something else already holds."""
+    wanted = {"--api-port": args.api_port}
+    if not PREFECT_API_URL.value():
+        wanted["--prefect-port"] = args.prefect_port
+    if not args.no_dashboard:
+        wanted["--dashboard-port"] = args.dashboard_port
+    return [f"{port} ({flag})" for flag, port in wanted.items() if port_in_use(port)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.stack", description=__doc__)
+    parser = OneLineParser(prog="python -m deployments.stack", description=__doc__)
     parser.add_argument("--api-port", type=int, default=get_settings().api_port)
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--dashboard-port", type=int, default=8501)
     parser.add_argument("--no-dashboard", action="store_true")
     args = parser.parse_args(argv)
+    if busy := busy_ports(args):
+        parser.error(f"already in use: {', '.join(busy)}; stop what holds it or pick another port")
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     children: list[Child] = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
 import httpx
 
 from deployments.stack import alive, descendants
-from tests.conftest import PYTHON, ROOT, child_env
+from tests.conftest import PYTHON, ROOT, child_env, run_module
 from tests.deployments.helpers import free_port, port_is_free
 
 
@@ -45,3 +46,25 @@ def test_stack_starts_serves_and_stops_every_child(db):
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGKILL)
+
+
+def test_stack_refuses_a_port_that_is_already_taken(db):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        done = run_module(
+            "deployments.stack",
+            "--prefect-port",
+            str(taken),
+            "--api-port",
+            str(free_port()),
+            "--no-dashboard",
+            env={k: v for k, v in child_env().items() if k != "PREFECT_API_URL"},
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"python -m deployments.stack: error: already in use: {taken} (--prefect-port); "
+        "stop what holds it or pick another port"
+    ]
