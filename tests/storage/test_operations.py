@@ -9,13 +9,9 @@ from storage import operations
 from storage.db import session_scope
 from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
 from storage.models import Payment, Product, Reservation, WarehouseRecord
-from storage.snapshot import snapshot
 from tests.conftest import assert_audit_clean
-
-
-def state() -> dict:
-    with session_scope() as session:
-        return snapshot(session)
+from tests.flows.helpers import engine_state
+from tests.storage.helpers import charge
 
 
 def product(product_id: str) -> Product:
@@ -24,28 +20,30 @@ def product(product_id: str) -> Product:
 
 
 def test_default_catalog_is_loaded(db):
-    stock = {p["product_id"]: (p["available"], p["unit_price"]) for p in state()["inventory"]}
+    stock = {
+        p["product_id"]: (p["available"], p["unit_price"]) for p in engine_state()["inventory"]
+    }
     assert stock == {"SKU-001": (25, 1000), "SKU-002": (10, 1000), "SKU-003": (50, 1000)}
 
 
 def test_reserve_is_idempotent(db):
     with session_scope() as s:
         first = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
-    before = state()
+    before = engine_state()
     with session_scope() as s:
         again = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
     assert again.id == first.id
-    assert state() == before
+    assert engine_state() == before
     assert (product("SKU-002").available, product("SKU-002").reserved) == (6, 4)
 
 
 def test_reserve_refuses_without_changing_anything(db):
-    before = state()
+    before = engine_state()
     with session_scope() as s, pytest.raises(InsufficientStock):
         operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=11)
     with session_scope() as s, pytest.raises(UnknownProduct):
         operations.reserve_stock(s, order_id="o2", product_id="NOPE", quantity=1)
-    assert state() == before
+    assert engine_state() == before
 
 
 def test_release_twice_releases_once(db):
@@ -53,38 +51,26 @@ def test_release_twice_releases_once(db):
         operations.reserve_stock(s, order_id="o1", product_id="SKU-001", quantity=5)
     with session_scope() as s:
         assert operations.release_stock(s, order_id="o1") is True
-    after_first = state()
+    after_first = engine_state()
     with session_scope() as s:
         assert operations.release_stock(s, order_id="o1") is False
-    assert state() == after_first
+    assert engine_state() == after_first
     assert product("SKU-001").available == 25
     assert_audit_clean()
 
 
 def test_release_with_nothing_held_is_a_noop(db):
-    before = state()
+    before = engine_state()
     with session_scope() as s:
         assert operations.release_stock(s, order_id="never") is False
-    assert state() == before
-
-
-def charge(key: str = "o1:payment", method: str = "tok_visa") -> Payment:
-    with session_scope() as s:
-        return operations.charge(
-            s,
-            order_id="o1",
-            idempotency_key=key,
-            amount=2000,
-            payment_method=method,
-            customer_id="c1",
-        )
+    assert engine_state() == before
 
 
 def test_charge_same_key_returns_first_charge(db):
     first = charge()
-    before = state()
+    before = engine_state()
     assert charge().charge_id == first.charge_id
-    assert state() == before
+    assert engine_state() == before
     with session_scope() as s:
         assert len(s.exec(select(Payment)).all()) == 1
 
@@ -92,18 +78,18 @@ def test_charge_same_key_returns_first_charge(db):
 def test_declined_card_charges_nothing(db):
     with pytest.raises(CardDeclined):
         charge(method="tok_declined")
-    assert state()["payments"] == []
+    assert engine_state()["payments"] == []
 
 
 def test_refund_by_key_once_and_noop_without_charge(db):
     charge()
     with session_scope() as s:
         assert operations.refund(s, idempotency_key="o1:payment") is True
-    after = state()
+    after = engine_state()
     with session_scope() as s:
         assert operations.refund(s, idempotency_key="o1:payment") is False
         assert operations.refund(s, idempotency_key="nobody:payment") is False
-    assert state() == after
+    assert engine_state() == after
     assert after["payments"][0]["status"] == "refunded"
 
 
@@ -116,12 +102,12 @@ def test_warehouse_apply_and_revert_are_idempotent(db):
             == first.id
         )
         assert operations.revert_warehouse(s, order_id="o1") is True
-    after = state()
+    after = engine_state()
     with session_scope() as s:
         assert operations.revert_warehouse(s, order_id="o1") is False
         assert operations.revert_warehouse(s, order_id="none") is False
         assert len(s.exec(select(WarehouseRecord)).all()) == 1
-    assert state() == after
+    assert engine_state() == after
 
 
 def test_reservation_unique_per_order(db):

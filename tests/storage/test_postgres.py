@@ -9,6 +9,7 @@ from storage.db import session_scope
 from storage.errors import InsufficientStock
 from tests.conftest import assert_audit_clean
 from tests.flows.helpers import engine_state, place, race
+from tests.storage.helpers import charge
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
@@ -21,24 +22,8 @@ def test_operations_are_idempotent_on_postgres():
             operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4).id
             == first.id
         )
-        charge = operations.charge(
-            s,
-            order_id="o1",
-            idempotency_key="o1:payment",
-            amount=4000,
-            payment_method="tok_visa",
-            customer_id="c",
-        )
-    with session_scope() as s:
-        again = operations.charge(
-            s,
-            order_id="o1",
-            idempotency_key="o1:payment",
-            amount=4000,
-            payment_method="tok_visa",
-            customer_id="c",
-        )
-        assert again.charge_id == charge.charge_id
+    first_charge = charge()
+    assert charge().charge_id == first_charge.charge_id
     with session_scope() as s, pytest.raises(InsufficientStock):
         operations.reserve_stock(s, order_id="o2", product_id="SKU-002", quantity=7)
     sku = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")

@@ -1,0 +1,19 @@
+"""Factory helpers for storage tests."""
+
+from __future__ import annotations
+
+from storage import operations
+from storage.db import session_scope
+from storage.models import Payment
+
+
+def charge(key: str = "o1:payment", method: str = "tok_visa") -> Payment:
+    with session_scope() as s:
+        return operations.charge(
+            s,
+            order_id="o1",
+            idempotency_key=key,
+            amount=2000,
+            payment_method=method,
+            customer_id="c1",
+        )
