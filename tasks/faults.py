@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 # fault point -> the step or compensation that owns it
 POINTS = {
@@ -26,35 +28,58 @@ class FaultSpecError(ValueError):
     """`FAIL_AT` or `CRASH_AT` names something that does not exist."""
 
 
-def _entries(variable: str) -> list[tuple[str, str | None]]:
+@dataclass(frozen=True)
+class Failure:
+    """One `FAIL_AT` entry, `POINT[:N][@GLOB]`: the first N attempts (every one when N is
+    None) of the orders whose id matches GLOB fail at POINT."""
+
+    point: str
+    attempts: int | None = None
+    orders: str = "*"
+
+    def hits(self, point: str, attempt: int, order_id: str) -> bool:
+        return (
+            point == self.point
+            and (self.attempts is None or attempt <= self.attempts)
+            and fnmatchcase(order_id, self.orders)
+        )
+
+
+def _entries(variable: str) -> list[tuple[str, str | None, str | None]]:
+    """Each comma-separated `POINT[:ARG][@GLOB]` of `variable` as (point, arg, glob)."""
     raw = os.environ.get(variable, "").strip()
     entries = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
-        point, _, arg = item.partition(":")
+        spec, at, glob = item.partition("@")
+        point, _, arg = spec.partition(":")
         if point not in POINTS:
             raise FaultSpecError(
                 f"{variable}: unknown point {point!r} (expected one of {', '.join(POINTS)})"
             )
-        entries.append((point, arg or None))
+        if at and not glob.strip():
+            raise FaultSpecError(f"{variable}: {item} needs an order id pattern after '@'")
+        entries.append((point, arg or None, glob.strip() if at else None))
     return entries
 
 
-def fail_at() -> dict[str, int | None]:
-    """`FAIL_AT` as {point: number of failing attempts, or None for every attempt}."""
-    spec: dict[str, int | None] = {}
-    for point, arg in _entries("FAIL_AT"):
+def fail_at() -> list[Failure]:
+    """`FAIL_AT` as its entries, in order."""
+    failures = []
+    for point, arg, glob in _entries("FAIL_AT"):
         if arg is not None and not (arg.isdigit() and int(arg) > 0):
             raise FaultSpecError(f"FAIL_AT: {point}:{arg} needs a positive attempt count")
-        spec[point] = int(arg) if arg else None
-    return spec
+        failures.append(Failure(point, int(arg) if arg else None, glob or "*"))
+    return failures
 
 
 def crash_at() -> dict[str, str]:
     """`CRASH_AT` as {point: 'before' | 'after'}."""
     spec = {}
-    for point, arg in _entries("CRASH_AT"):
+    for point, arg, glob in _entries("CRASH_AT"):
         if arg not in CRASH_MOMENTS:
             raise FaultSpecError(f"CRASH_AT: {point} needs ':before' or ':after'")
+        if glob is not None:
+            raise FaultSpecError(f"CRASH_AT: {point} takes no '@' order pattern")
         spec[point] = arg
     return spec
 
@@ -71,8 +96,7 @@ def maybe_crash(point: str, moment: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def maybe_fail(point: str, attempt: int) -> None:
-    """Raise `InjectedFault` when `FAIL_AT` names this point for this attempt."""
-    spec = fail_at()
-    if point in spec and (spec[point] is None or attempt <= spec[point]):
+def maybe_fail(point: str, attempt: int, order_id: str) -> None:
+    """Raise `InjectedFault` when a `FAIL_AT` entry names this point, attempt and order."""
+    if any(failure.hits(point, attempt, order_id) for failure in fail_at()):
         raise InjectedFault(f"injected failure at {point} (attempt {attempt})")

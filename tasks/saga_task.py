@@ -98,7 +98,7 @@ def saga_task(
                 with saga.fenced(**lease) as session:
                     result = fn(session, **arguments)
                 faults.maybe_crash(point, "after")
-                faults.maybe_fail(point, attempt)
+                faults.maybe_fail(point, attempt, order_id)
             except Exception as exc:
                 with session_scope() as session:
                     saga.end_attempt(
