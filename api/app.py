@@ -1,5 +1,5 @@
 """The FastAPI app. Routes stay thin: flows record and cancel, deployments.submit starts runs,
-storage reads."""
+storage reads and receives stock."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_token
-from api.schemas import IDENTIFIER, ActionAccepted, AuditReport, OrderCreate, OrderStarted
+from api.schemas import ActionAccepted, AuditReport, OrderCreate, OrderStarted, StockReceipt
 from deployments.submit import (
     flow_run_link,
     submit_cancel_run,
@@ -21,11 +21,12 @@ from deployments.submit import (
 )
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
-from storage import lookups, snapshot
+from storage import lookups, operations, snapshot
 from storage import saga as log
 from storage.audit import audit
+from storage.cli import IDENTIFIER
 from storage.db import session_scope
-from storage.errors import IdConflict, StorageUnavailable
+from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
 from storage.models import ACTIVE_STATUSES, Order
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
@@ -186,6 +187,22 @@ def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
 def inventory() -> list[dict[str, Any]]:
     with session_scope(readonly=True) as session:
         return snapshot.inventory(session)
+
+
+@router.post(
+    "/inventory/{product_id}/receive",
+    responses={status.HTTP_409_CONFLICT: {"description": "name or unit_price differs"}},
+)
+def receive_stock(
+    product_id: Annotated[str, Path(pattern=IDENTIFIER)], body: StockReceipt
+) -> dict[str, Any]:
+    """Add received units to a product (created when new); its inventory row after."""
+    try:
+        with session_scope() as session:
+            product = operations.receive_stock(session, product_id=product_id, **body.model_dump())
+    except ProductMismatch as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return snapshot.product_dict(product)
 
 
 @router.get("/payments/{charge_id}", responses={status.HTTP_404_NOT_FOUND: {}})

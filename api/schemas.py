@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+from storage.cli import MAX_RECEIPT, MAX_UNIT_PRICE
+
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
@@ -19,11 +20,24 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: Text = Field(examples=["SKU-001"])
-    quantity: int = Field(ge=1, le=1_000_000, examples=[2])
+    quantity: int = Field(strict=True, ge=1, le=1_000_000, examples=[2])
     customer_id: Text = Field(examples=["cust-42"])
     payment_method: Text = Field(examples=["tok_visa"])
     workflow_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["order-42"]
+    )
+
+
+class StockReceipt(BaseModel):
+    """Units received for a product; `name` and `unit_price` describe a new product and, for an
+    existing one, must match it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(strict=True, ge=1, le=MAX_RECEIPT, examples=[40])
+    name: Text | None = Field(default=None, examples=["Widget"])
+    unit_price: int | None = Field(
+        default=None, strict=True, ge=1, le=MAX_UNIT_PRICE, description="cents", examples=[1000]
     )
 
 

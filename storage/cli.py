@@ -1,9 +1,17 @@
-"""argparse for every FlowForge command: a usage mistake is one line on stderr, exit 2."""
+"""argparse for every FlowForge command: a usage mistake is one line on stderr, exit 2; and
+the input rules the commands share with the HTTP API."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import NoReturn
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+PRODUCT_NAME = r"^[ -~]{1,128}$"
+MAX_RECEIPT = 1_000_000
+MAX_UNIT_PRICE = 1_000_000  # cents: 10,000.00 a unit
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -11,3 +19,42 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def number(text: str, parse: Callable[[str], float], kind: str, low: float, high: float) -> float:
+    """`text` parsed by `parse`, from `low` to `high`; otherwise an argparse type error."""
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+    if not low <= value <= high:
+        bound = f"at least {low}" if value < low else f"at most {high}"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+    return value
+
+
+def whole_number(high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `high`."""
+
+    def parse(text: str) -> int:
+        return int(number(text, int, "a whole number", 1, high))
+
+    return parse
+
+
+def identifier(text: str) -> str:
+    """An argparse type: an id as the API accepts it in a path."""
+    if not re.fullmatch(IDENTIFIER, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid id (letters, digits, _ . : -; at most 128)"
+        )
+    return text
+
+
+def product_name(text: str) -> str:
+    """An argparse type: a product name, printable ASCII, 1 to 128 characters once stripped."""
+    if not re.fullmatch(PRODUCT_NAME, text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name (printable ASCII, 1 to 128 characters)"
+        )
+    return text.strip()

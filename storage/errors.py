@@ -22,6 +22,16 @@ class CardDeclined(DomainRefusal):
         super().__init__(f"card declined for payment method {payment_method!r}")
 
 
+class ProductMismatch(ValueError):
+    """A receipt described an existing product differently: refused, nothing received."""
+
+    def __init__(self, product_id: str, field: str, current: object, given: object) -> None:
+        super().__init__(
+            f"product {product_id!r} has {field} {current!r}, not {given!r}: "
+            "name and unit price only describe a new product"
+        )
+
+
 class IdConflict(ValueError):
     def __init__(self, requested: str, owner: str) -> None:
         super().__init__(f"id {requested!r} is already used by order {owner!r}")

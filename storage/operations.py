@@ -10,10 +10,11 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from storage.db import insert_once
-from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
+from storage.errors import CardDeclined, InsufficientStock, ProductMismatch, UnknownProduct
 from storage.models import Payment, Product, Reservation, WarehouseRecord, utcnow
 
 DECLINED_PAYMENT_PREFIX = "tok_declined"
+DEFAULT_UNIT_PRICE = 1000  # cents
 
 
 def check_stock(session: Session, *, product_id: str, quantity: int) -> Product:
@@ -34,20 +35,30 @@ def unit_price(session: Session, *, product_id: str) -> int:
 
 
 def receive_stock(
-    session: Session, *, product_id: str, quantity: int, name: str = "", unit_price: int = 1000
+    session: Session,
+    *,
+    product_id: str,
+    quantity: int,
+    name: str | None = None,
+    unit_price: int | None = None,
 ) -> Product:
-    """Add received units to a product, creating it if it is new."""
+    """Add received units to a product, creating it (with `name` and `unit_price`) if it is
+    new; an existing product whose name or unit price differs from those given is refused."""
     product = session.get(Product, product_id)
     if product is None:
         product = Product(
             product_id=product_id,
             name=name or product_id,
-            unit_price=unit_price,
+            unit_price=DEFAULT_UNIT_PRICE if unit_price is None else unit_price,
             available=0,
             total_received=0,
         )
         if not insert_once(session, product):
             product = session.get(Product, product_id)
+    for field, given in (("name", name), ("unit_price", unit_price)):
+        current = getattr(product, field)
+        if given is not None and given != current:
+            raise ProductMismatch(product_id, field, current, given)
     session.execute(
         update(Product)
         .where(col(Product.product_id) == product_id)

@@ -102,18 +102,20 @@ def _summary(
     return summary
 
 
+def product_dict(p: Product) -> dict[str, Any]:
+    return {
+        "product_id": p.product_id,
+        "name": p.name,
+        "unit_price": p.unit_price,
+        "available": p.available,
+        "reserved": p.reserved,
+        "total_received": p.total_received,
+    }
+
+
 def inventory(session: Session) -> list[dict[str, Any]]:
-    return [
-        {
-            "product_id": p.product_id,
-            "name": p.name,
-            "unit_price": p.unit_price,
-            "available": p.available,
-            "reserved": p.reserved,
-            "total_received": p.total_received,
-        }
-        for p in session.exec(select(Product).order_by(Product.product_id)).all()
-    ]
+    rows = session.exec(select(Product).order_by(Product.product_id)).all()
+    return [product_dict(p) for p in rows]
 
 
 def payment_dict(p: Payment) -> dict[str, Any]:
