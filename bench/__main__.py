@@ -1,0 +1,159 @@
+"""`python -m bench`: the same workload through every way of running FlowForge, side by side.
+
+    python -m bench [--orders N] [--quick] [--modes a,b,c,d,e] [--json FILE] [--chart FILE]
+
+Modes: (a) the HTTP service, (b) the batch command, (c) one-off CLI runs, (d) the floor — a
+plain Python saga on FlowForge's storage, no orchestrator — and (e) the same saga on DBOS.
+Each runs N orders (10% failing at the warehouse and compensated) on a fresh SQLite database;
+afterwards the audit must be clean and every order must have ended as expected, or the mode
+is FAILED and the exit code is 1. Details: docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import workload
+from bench.modes import MODES, Context, Mode, ModeError, Unavailable
+from bench.report import Result, chart, table
+from bench.services import prefect_server
+from storage.cli import OneLineParser, whole_number
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_ORDERS = 10
+QUICK_CLI_ORDERS = 2
+DEFAULT_ORDERS = 500
+RETRY_DELAYS = "0"  # retries happen, back-off sleeps do not: the bench measures work
+DROPPED = ("DATABASE_URL", "PREFECT_API_URL", "FLOWFORGE_API_TOKEN", "FAIL_AT", "CRASH_AT")
+
+
+def modes(text: str) -> list[Mode]:
+    """An argparse type: comma-separated mode letters or names."""
+    by_key = {key: mode for mode in MODES for key in (mode.letter, mode.name)}
+    picked = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in picked if part not in by_key]
+    if unknown or not picked:
+        choices = ", ".join(f"{m.letter} ({m.name})" for m in MODES)
+        raise argparse.ArgumentTypeError(
+            f"unknown mode {', '.join(unknown)!r}: pick from {choices}"
+        )
+    return [by_key[part] for part in picked]
+
+
+def environment(directory: Path) -> dict[str, str]:
+    """The environment of every process a mode starts: its own database, the fault, no retry
+    back-off, nothing inherited that would point elsewhere."""
+    env = {key: value for key, value in os.environ.items() if key not in DROPPED}
+    env.update(
+        FLOWFORGE_DB_PATH=str(directory / "flowforge.sqlite3"),
+        FAIL_AT=workload.FAIL_AT,
+        FLOWFORGE_RETRY_DELAYS=RETRY_DELAYS,
+        PREFECT_HOME=str(directory / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    return env
+
+
+class SharedPrefectServer:
+    """The one Prefect server modes (b) and (c) use, started when first asked for."""
+
+    def __init__(self, home: Path, resources: ExitStack) -> None:
+        self.home, self.resources = home, resources
+        self.started: tuple[str, int] | None = None
+
+    def __call__(self) -> tuple[str, int]:
+        if self.started is None:
+            env = environment(self.home)
+            self.started = self.resources.enter_context(prefect_server(self.home, env))
+        return self.started
+
+
+def run_mode(
+    mode: Mode, specs: list[workload.OrderSpec], root: Path, prefect: SharedPrefectServer
+) -> Result:
+    """Run one mode on a fresh database and check its books."""
+    directory = root / f"{mode.letter}-{mode.name}"
+    directory.mkdir()
+    url = f"sqlite:///{directory / 'flowforge.sqlite3'}"
+    workload.receive(url, specs)
+    ctx = Context(directory, specs, environment(directory), prefect, timeout=120 + 10 * len(specs))
+    workload.write_orders(ctx.orders_file, specs)
+    result = Result(mode, len(specs), expected=workload.expected_counts(specs))
+    print(f"== {mode.letter} {mode.title}: {len(specs)} orders", flush=True)
+    try:
+        measured = mode.run(ctx)
+    except Unavailable as exc:
+        result.status, result.reason = "unavailable", str(exc)
+        return result
+    except (ModeError, RuntimeError, OSError, ValueError) as exc:
+        result.status, result.reason = "FAILED", f"{type(exc).__name__}: {exc} (logs: {directory})"
+        measured = None
+    books = workload.check(url, specs)
+    result.counts, result.audit, result.db_latencies = books.counts, books.problems, books.latencies
+    if measured is not None:
+        result.seconds, result.usage, result.extra = (
+            measured.seconds,
+            measured.usage,
+            measured.extra,
+        )
+        result.latencies = measured.latencies if measured.latencies is not None else books.latencies
+        if not books.balanced:
+            result.status, result.reason = "FAILED", "; ".join(books.problems)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--orders", type=whole_number(100_000), default=DEFAULT_ORDERS)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_ORDERS} orders, {QUICK_CLI_ORDERS} CLI runs"
+    )
+    parser.add_argument("--modes", type=modes, default=list(MODES), help="e.g. d,e or floor,dbos")
+    parser.add_argument("--json", type=Path, default=ROOT / "docs" / "bench.json")
+    parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "bench.png")
+    args = parser.parse_args(argv)
+    count = QUICK_ORDERS if args.quick else args.orders
+    specs = workload.orders(count)
+    root = Path(tempfile.mkdtemp(prefix="flowforge-bench-"))
+    with ExitStack() as resources:
+        prefect = SharedPrefectServer(root / "prefect", resources)
+        results = []
+        for mode in args.modes:
+            limit = mode.max_orders and (QUICK_CLI_ORDERS if args.quick else mode.max_orders)
+            results.append(run_mode(mode, specs[:limit] if limit else specs, root, prefect))
+    baselines = {r.mode.letter: r for r in results if r.mode.letter in "de" and r.status == "ok"}
+    print(table(results, baselines))
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "orders": count,
+        "workload": {"fail_at": workload.FAIL_AT, "retry_delays": RETRY_DELAYS},
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "modes": [result.to_json(baselines) for result in results],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results written to {args.json}")
+    print(chart(results, args.chart))
+    failed = any(result.status == "FAILED" for result in results)
+    if failed:
+        print(f"logs and databases kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A mode's result and how it is shown: the table, the JSON, the chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.meter import Usage
+from bench.modes import Mode
+from bench.submit_latency import percentile
+
+PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+
+def latency_summary(values: list[float]) -> dict[str, float] | None:
+    """p50/p95/p99 (nearest rank) in seconds; None without values."""
+    if not values:
+        return None
+    return {name: round(percentile(values, q), 4) for name, q in PERCENTILES.items()}
+
+
+@dataclass
+class Result:
+    """One mode's outcome: `status` is ok, FAILED (it broke or its books do not balance) or
+    unavailable (it could not run here, and `reason` says why)."""
+
+    mode: Mode
+    orders: int
+    status: str = "ok"
+    reason: str = ""
+    expected: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    audit: list[str] = field(default_factory=list)
+    seconds: float | None = None
+    latencies: list[float] = field(default_factory=list)
+    db_latencies: list[float] = field(default_factory=list)
+    usage: Usage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def orders_per_s(self) -> float | None:
+        return self.orders / self.seconds if self.seconds else None
+
+    @property
+    def cpu_ms_per_order(self) -> float | None:
+        return 1000 * self.usage.total_cpu_s / self.orders if self.usage and self.orders else None
+
+    def to_json(self, baselines: dict[str, Result]) -> dict[str, Any]:
+        usage = self.usage or Usage()
+        return {
+            "mode": self.mode.letter,
+            "name": self.mode.name,
+            "title": self.mode.title,
+            "status": self.status,
+            "reason": self.reason,
+            "orders": self.orders,
+            "expected": self.expected,
+            "counts": self.counts,
+            "audit": self.audit,
+            "seconds": _round(self.seconds),
+            "orders_per_s": _round(self.orders_per_s),
+            "latency_measures": self.mode.latency,
+            "latency_s": latency_summary(self.latencies),
+            "db_latency_s": latency_summary(self.db_latencies),
+            "cpu_ms_per_order": _round(self.cpu_ms_per_order),
+            "cpu_s_by_process": {name: round(cpu, 3) for name, cpu in usage.cpu_s.items()},
+            "peak_rss_mb": _round(usage.peak_rss_mb) if self.usage else None,
+            "ratios": ratios(self, baselines),
+            **{key: latency_summary(values) for key, values in self.extra.items()},
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 2) if value and base else None
+
+
+def ratios(result: Result, baselines: dict[str, Result]) -> dict[str, float | None]:
+    """CPU per order and orders/s as multiples of the floor's (d) and DBOS's (e)."""
+    found = {}
+    for letter, base in baselines.items():
+        found[f"cpu_vs_{letter}"] = _ratio(result.cpu_ms_per_order, base.cpu_ms_per_order)
+        found[f"rate_vs_{letter}"] = _ratio(result.orders_per_s, base.orders_per_s)
+    return found
+
+
+COLUMNS = (
+    ("mode", 26),
+    ("status", 11),
+    ("orders", 6),
+    ("orders/s", 8),
+    ("p50 s", 7),
+    ("p95 s", 7),
+    ("p99 s", 7),
+    ("CPU ms/ord", 10),
+    ("RSS MB", 7),
+    ("CPU ×d", 7),
+    ("CPU ×e", 7),
+    ("rate ×d", 7),
+    ("rate ×e", 7),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}" if value < 10 else f"{value:.0f}"
+    return str(value)
+
+
+def _row(cells: list[str]) -> str:
+    return "  ".join(
+        f"{cell:>{width}}" if i else f"{cell:<{width}}"
+        for i, (cell, (_, width)) in enumerate(zip(cells, COLUMNS, strict=True))
+    )
+
+
+def table(results: list[Result], baselines: dict[str, Result]) -> str:
+    """The results as a text table, then what each FAILED or unavailable mode said."""
+    lines = [_row([name for name, _ in COLUMNS])]
+    for result in results:
+        latency = latency_summary(result.latencies) or {}
+        ratio = ratios(result, baselines)
+        cells = [
+            f"{result.mode.letter} {result.mode.title}"[:26],
+            result.status,
+            result.orders,
+            result.orders_per_s,
+            latency.get("p50"),
+            latency.get("p95"),
+            latency.get("p99"),
+            result.cpu_ms_per_order,
+            result.usage.peak_rss_mb if result.usage else None,
+            ratio.get("cpu_vs_d"),
+            ratio.get("cpu_vs_e"),
+            ratio.get("rate_vs_d"),
+            ratio.get("rate_vs_e"),
+        ]
+        lines.append(_row([_cell(cell) for cell in cells]))
+    lines += [
+        f"{result.mode.letter}: {result.status}: {result.reason}"
+        for result in results
+        if result.reason
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: list[Result], path: Path) -> str:
+    """Draw orders/s, CPU per order and latency per mode to `path`; says what it did."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return (
+            f"no chart: matplotlib is not installed (pip install -e '.[bench]'); {path} unchanged"
+        )
+    shown = [result for result in results if result.status == "ok"]
+    if not shown:
+        return f"no chart: no mode succeeded; {path} unchanged"
+    names = [f"{r.mode.letter} {r.mode.name}" for r in shown]
+    figure, (rate, cpu, latency) = plt.subplots(1, 3, figsize=(13, 0.6 * len(shown) + 1.8))
+    rate.barh(names, [r.orders_per_s or 0 for r in shown], color="#4c72b0")
+    rate.set_title("orders / s (higher is better)")
+    cpu.barh(names, [r.cpu_ms_per_order or 0 for r in shown], color="#dd8452")
+    cpu.set_xscale("log")
+    cpu.set_title("CPU ms per order, all processes (log)")
+    summaries = [latency_summary(r.latencies) or {} for r in shown]
+    positions = range(len(shown))
+    latency.barh(
+        [p + 0.2 for p in positions], [s.get("p50", 0) for s in summaries], 0.4, label="p50"
+    )
+    latency.barh(
+        [p - 0.2 for p in positions], [s.get("p95", 0) for s in summaries], 0.4, label="p95"
+    )
+    latency.set_yticks(list(positions), names)
+    latency.set_xscale("log")
+    latency.set_title("latency s (log)")
+    latency.legend(loc="lower right")
+    for axis in (rate, cpu, latency):
+        axis.invert_yaxis()
+    orders = max(r.orders for r in shown)
+    figure.suptitle(f"FlowForge: the same workload ({orders} orders, 10% compensated) every way")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return f"chart written to {path}"
