@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deployments.stack import Child, stop, wait_ready
+from deployments.stack import SERVER_BATCHING, Child, stop, wait_ready
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,13 +44,14 @@ def service(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> 
 
 @contextmanager
 def prefect_server(home: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """A Prefect server with its own PREFECT_HOME; yields (its API URL, its pid)."""
+    """A Prefect server with its own PREFECT_HOME, configured as the stack configures its own;
+    yields (its API URL, its pid)."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
     home.mkdir(parents=True, exist_ok=True)
     argv += ["--port", str(port)]
-    server_env = env | {"PREFECT_HOME": str(home)}
+    server_env = SERVER_BATCHING | env | {"PREFECT_HOME": str(home)}
     with service(argv, server_env, home / "server.log", f"{api_url}/health") as pid:
         yield api_url, pid
 
