@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "orders": count,
         "workload": {"fail_at": workload.FAIL_AT, "retry_delays": RETRY_DELAYS},
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
         "modes": [result.to_json(baselines) for result in results],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -149,9 +149,9 @@ class Mode:
 
 
 MODES = (
-    Mode("a", "service", "HTTP service: stack + 20 clients", service, "created → finished"),
-    Mode("b", "batch", "batch file: flows.batch", batch, "created → finished"),
-    Mode("c", "cli", "one-off CLI runs: flows.fulfill", cli, "command wall time", CLI_ORDERS),
-    Mode("d", "floor", "floor: plain Python saga", in_process("floor"), "created → finished"),
-    Mode("e", "dbos", "peer: DBOS workflow", in_process("dbos"), "created → finished"),
+    Mode("a", "service", "HTTP service (stack)", service, "created → finished"),
+    Mode("b", "batch", "batch (flows.batch)", batch, "created → finished"),
+    Mode("c", "cli", "one-off CLI runs", cli, "command wall time", CLI_ORDERS),
+    Mode("d", "floor", "floor: plain saga", in_process("floor"), "created → finished"),
+    Mode("e", "dbos", "peer: DBOS", in_process("dbos"), "created → finished"),
 )

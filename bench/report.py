@@ -89,7 +89,7 @@ def ratios(result: Result, baselines: dict[str, Result]) -> dict[str, float | No
 
 
 COLUMNS = (
-    ("mode", 26),
+    ("mode", 22),
     ("status", 11),
     ("orders", 6),
     ("orders/s", 8),
@@ -127,7 +127,7 @@ def table(results: list[Result], baselines: dict[str, Result]) -> str:
         latency = latency_summary(result.latencies) or {}
         ratio = ratios(result, baselines)
         cells = [
-            f"{result.mode.letter} {result.mode.title}"[:26],
+            f"{result.mode.letter} {result.mode.title}",
             result.status,
             result.orders,
             result.orders_per_s,
@@ -165,28 +165,31 @@ def chart(results: list[Result], path: Path) -> str:
     if not shown:
         return f"no chart: no mode succeeded; {path} unchanged"
     names = [f"{r.mode.letter} {r.mode.name}" for r in shown]
-    figure, (rate, cpu, latency) = plt.subplots(1, 3, figsize=(13, 0.6 * len(shown) + 1.8))
-    rate.barh(names, [r.orders_per_s or 0 for r in shown], color="#4c72b0")
-    rate.set_title("orders / s (higher is better)")
-    cpu.barh(names, [r.cpu_ms_per_order or 0 for r in shown], color="#dd8452")
-    cpu.set_xscale("log")
-    cpu.set_title("CPU ms per order, all processes (log)")
+    figure, (rate, cpu, latency) = plt.subplots(1, 3, figsize=(14, 0.7 * len(shown) + 1.8))
+    bars = rate.barh(names, [r.orders_per_s or 0 for r in shown], color="#4c72b0")
+    rate.bar_label(bars, fmt="%.3g", padding=2)
+    rate.set_title("orders / s")
+    bars = cpu.barh(names, [r.cpu_ms_per_order or 0 for r in shown], color="#dd8452")
+    cpu.bar_label(bars, fmt="%.0f", padding=2)
+    cpu.set_title("CPU ms per order, every process")
     summaries = [latency_summary(r.latencies) or {} for r in shown]
-    positions = range(len(shown))
-    latency.barh(
-        [p + 0.2 for p in positions], [s.get("p50", 0) for s in summaries], 0.4, label="p50"
-    )
-    latency.barh(
-        [p - 0.2 for p in positions], [s.get("p95", 0) for s in summaries], 0.4, label="p95"
-    )
-    latency.set_yticks(list(positions), names)
-    latency.set_xscale("log")
-    latency.set_title("latency s (log)")
+    for offset, name in ((-0.2, "p50"), (0.2, "p95")):
+        bars = latency.barh(
+            [p + offset for p in range(len(shown))],
+            [s.get(name, 0) for s in summaries],
+            0.4,
+            label=name,
+        )
+        latency.bar_label(bars, fmt="%.2g", padding=2, fontsize=8)
+    latency.set_yticks(range(len(shown)), names)
+    latency.set_title("latency, seconds")
     latency.legend(loc="lower right")
     for axis in (rate, cpu, latency):
+        axis.set_xscale("log")
+        axis.margins(x=0.25)
         axis.invert_yaxis()
     orders = max(r.orders for r in shown)
-    figure.suptitle(f"FlowForge: the same workload ({orders} orders, 10% compensated) every way")
+    figure.suptitle(f"FlowForge: the same workload ({orders} orders, 10% compensated) every way (log scales)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
