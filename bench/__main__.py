@@ -90,24 +90,15 @@ def run_mode(
     result = Result(mode, len(specs), expected=workload.expected_counts(specs))
     print(f"== {mode.letter} {mode.title}: {len(specs)} orders", flush=True)
     try:
-        measured = mode.run(ctx)
+        result.measured = mode.run(ctx)
     except Unavailable as exc:
         result.status, result.reason = "unavailable", str(exc)
         return result
     except (ModeError, RuntimeError, OSError, ValueError) as exc:
         result.status, result.reason = "FAILED", f"{type(exc).__name__}: {exc} (logs: {directory})"
-        measured = None
-    books = workload.check(url, specs)
-    result.counts, result.audit, result.db_latencies = books.counts, books.problems, books.latencies
-    if measured is not None:
-        result.seconds, result.usage, result.extra = (
-            measured.seconds,
-            measured.usage,
-            measured.extra,
-        )
-        result.latencies = measured.latencies if measured.latencies is not None else books.latencies
-        if not books.balanced:
-            result.status, result.reason = "FAILED", "; ".join(books.problems)
+    result.books = workload.check(url, specs)
+    if result.status == "ok" and not result.books.balanced:
+        result.status, result.reason = "FAILED", "; ".join(result.books.problems)
     return result
 
 

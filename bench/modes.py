@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
-from typing import Any
 
 from bench.meter import Finished, TreeMeter, Usage, run_measured
 from bench.services import stack
@@ -54,12 +53,12 @@ class Context:
 @dataclass
 class Measured:
     """The workload's wall time and cost; `latencies` when the mode's latency is not the
-    database's created_at → finished_at; `extra` goes to the JSON as is."""
+    database's created_at → finished_at; `other_latencies` go to the JSON under their name."""
 
     seconds: float
     usage: Usage
     latencies: list[float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    other_latencies: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _require(module: str, why: str) -> None:
@@ -86,7 +85,7 @@ def service(ctx: Context) -> Measured:
     report = json.loads(_succeeded(done, ctx.log("clients")).stdout)
     client_seen = [order["latency_s"] for order in report["orders"].values()]
     return Measured(
-        report["seconds"], usage.add(done.usage), extra={"client_latencies": client_seen}
+        report["seconds"], usage.add(done.usage), other_latencies={"client_latency_s": client_seen}
     )
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.meter import Usage
-from bench.modes import Mode
+from bench.modes import Measured, Mode
 from bench.submit_latency import percentile
+from bench.workload import Books
 
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
@@ -27,20 +28,26 @@ class Result:
 
     mode: Mode
     orders: int
+    expected: dict[str, int]
     status: str = "ok"
     reason: str = ""
-    expected: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    audit: list[str] = field(default_factory=list)
-    seconds: float | None = None
-    latencies: list[float] = field(default_factory=list)
-    db_latencies: list[float] = field(default_factory=list)
-    usage: Usage | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    books: Books = field(default_factory=Books)
+    measured: Measured | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.measured.usage if self.measured else None
+
+    @property
+    def latencies(self) -> list[float]:
+        """The mode's own latency when it has one (see `Mode.latency`), else the database's."""
+        if self.measured is None:
+            return []
+        return self.books.latencies if self.measured.latencies is None else self.measured.latencies
 
     @property
     def orders_per_s(self) -> float | None:
-        return self.orders / self.seconds if self.seconds else None
+        return self.orders / self.measured.seconds if self.measured else None
 
     @property
     def cpu_ms_per_order(self) -> float | None:
@@ -56,18 +63,21 @@ class Result:
             "reason": self.reason,
             "orders": self.orders,
             "expected": self.expected,
-            "counts": self.counts,
-            "audit": self.audit,
-            "seconds": _round(self.seconds),
+            "counts": self.books.counts,
+            "problems": self.books.problems,
+            "seconds": _round(self.measured.seconds) if self.measured else None,
             "orders_per_s": _round(self.orders_per_s),
             "latency_measures": self.mode.latency,
             "latency_s": latency_summary(self.latencies),
-            "db_latency_s": latency_summary(self.db_latencies),
+            "db_latency_s": latency_summary(self.books.latencies),
             "cpu_ms_per_order": _round(self.cpu_ms_per_order),
             "cpu_s_by_process": {name: round(cpu, 3) for name, cpu in usage.cpu_s.items()},
             "peak_rss_mb": _round(usage.peak_rss_mb) if self.usage else None,
             "ratios": ratios(self, baselines),
-            **{key: latency_summary(values) for key, values in self.extra.items()},
+            **{
+                key: latency_summary(values)
+                for key, values in (self.measured.other_latencies if self.measured else {}).items()
+            },
         }
 
 
@@ -189,7 +199,9 @@ def chart(results: list[Result], path: Path) -> str:
         axis.margins(x=0.25)
         axis.invert_yaxis()
     orders = max(r.orders for r in shown)
-    figure.suptitle(f"FlowForge: the same workload ({orders} orders, 10% compensated) every way (log scales)")
+    figure.suptitle(
+        f"FlowForge: the same workload ({orders} orders, 10% compensated) every way (log scales)"
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
