@@ -12,13 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_token
-from api.schemas import ActionAccepted, AuditReport, OrderCreate, OrderStarted, StockReceipt
-from deployments.submit import (
-    flow_run_link,
-    submit_cancel_run,
-    submit_order_run,
-    submit_retry_run,
-)
+from api.schemas import ActionAccepted, AuditReport, OrderStarted, StockReceipt
+from deployments.submit import run_links, submit_cancel_run, submit_retry_run
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from storage import lookups, operations, snapshot
@@ -27,7 +22,7 @@ from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
 from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
-from storage.models import ACTIVE_STATUSES, Order
+from storage.models import ACTIVE_STATUSES, Order, OrderCreate
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
@@ -81,23 +76,17 @@ def _find(workflow_id: str) -> Order:
     responses={status.HTTP_409_CONFLICT: {"description": "workflow_id already exists"}},
 )
 def create_order(body: OrderCreate) -> OrderStarted:
-    """Record the order, then submit its fulfill-order run without waiting for it."""
+    """Record the order and return at once: the intake claims it from the database."""
     try:
         order_id, _ = record_order(**body.model_dump())
     except IdConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     order = _find(order_id)
-    run_id = submit_order_run(order_id)
-    if run_id is None:
-        message = "order recorded; its run could not be submitted yet, the sweep will start it"
-    else:
-        message = "order recorded and its run submitted"
     return OrderStarted(
         workflow_id=order.workflow_id,
         order_id=order_id,
-        status="started" if run_id else "pending",
-        flow_run_id=run_id,
-        message=message,
+        status="started",
+        message="order recorded; the intake runs it",
     )
 
 
@@ -114,12 +103,12 @@ def list_orders(
 
 @router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
 def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
-    """The saga's state from the database, and its Prefect flow run (id, state, UI link)."""
+    """The saga's state from the database, and the Prefect run that drove it: the intake's
+    task run (`task_run`) or a flow run (`flow_run`), each with its id, state and UI link."""
     order = _find(workflow_id)
     with session_scope(readonly=True) as session:
         summary = snapshot.order_summary(session, order)
-    run_id = summary["flow_run_id"]
-    summary["flow_run"] = flow_run_link(run_id) if run_id else None
+    summary.update(run_links(flow_run_id=order.flow_run_id, task_run_id=order.task_run_id))
     return summary
 
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from storage.cli import MAX_RECEIPT, MAX_UNIT_PRICE
-
-Text = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
-]
-
-
-class OrderCreate(BaseModel):
-    """A new order; `workflow_id` is optional (generated from the order id when absent)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    product_id: Text = Field(examples=["SKU-001"])
-    quantity: int = Field(strict=True, ge=1, le=1_000_000, examples=[2])
-    customer_id: Text = Field(examples=["cust-42"])
-    payment_method: Text = Field(examples=["tok_visa"])
-    workflow_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["order-42"]
-    )
+from storage.models import Text
 
 
 class StockReceipt(BaseModel):
@@ -42,12 +24,11 @@ class StockReceipt(BaseModel):
 
 
 class OrderStarted(BaseModel):
-    """`started`: its fulfill-order run was submitted; `pending`: recorded, the sweep submits it."""
+    """`started`: the order is recorded (its status is `pending`) and the intake will run it."""
 
     workflow_id: str
     order_id: str
-    status: Literal["started", "pending"]
-    flow_run_id: str | None
+    status: Literal["started"]
     message: str
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
 from prefect.settings import get_current_settings
@@ -45,12 +47,19 @@ def prefect_api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def flow_run_url(flow_run_id: str | None) -> str | None:
-    """The Prefect UI page of a flow run, when a Prefect server is configured."""
+def order_run(summary: dict[str, Any]) -> tuple[str, str | None]:
+    """The Prefect run that drove the order: the intake's task run, else its flow run."""
+    if summary.get("task_run_id"):
+        return "task run", summary["task_run_id"]
+    return "flow run", summary.get("flow_run_id")
+
+
+def run_url(kind: str, run_id: str | None) -> str | None:
+    """The Prefect UI page of a `flow run` or `task run`, when a Prefect server is configured."""
     ui_url = os.environ.get("PREFECT_UI_URL") or get_current_settings().ui_url
-    if not (flow_run_id and prefect_api_url() and ui_url):
+    if not (run_id and prefect_api_url() and ui_url):
         return None
-    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+    return f"{ui_url.rstrip('/')}/runs/{kind.replace(' ', '-')}/{run_id}"
 
 
 @contextmanager
@@ -96,39 +105,34 @@ def cancel_order(order_id: str) -> None:
     act(cancel, order_id)
 
 
-def _run_in_background(order_id: str, fail_at: str) -> None:
+def _run_in_background(order_id: str, owner: str, fail_at: str) -> None:
     with exclusive(fail_at):
-        run_order(order_id)
-
-
-def _submit_to_deployment(order_id: str) -> str | None:
-    """Start a run of the fulfill-order deployment; None when there is no server or no module."""
-    if not prefect_api_url():
-        return None
-    try:
-        from deployments.submit import submit_order_run
-    except ImportError:
-        return None
-    return submit_order_run(order_id)
+        run_order(order_id, lease_owner=owner)
 
 
 def place_order(
     *, product_id: str, quantity: int, customer_id: str, payment_method: str, fail_at: str = ""
 ) -> str:
-    """Record an order and start its saga: on the deployment when a Prefect server is configured
-    (and no fault is injected), otherwise in a background thread. Returns the order id."""
+    """Record an order and start its saga: the intake runs it when a Prefect server is
+    configured (the stack) and no fault is injected, otherwise a background thread of this
+    process does. Returns the order id."""
+    in_process = bool(fail_at) or not prefect_api_url()
+    owner = f"dashboard:{uuid.uuid4().hex}" if in_process else None
     order_id, _ = record_order(
         product_id=product_id,
         quantity=quantity,
         customer_id=customer_id,
         payment_method=payment_method,
+        lease_owner=owner,
     )
-    flow_run_id = None if fail_at else _submit_to_deployment(order_id)
-    if flow_run_id:
-        notify("success", f"order {order_id} submitted: flow run {flow_run_id}")
+    if owner is None:
+        notify("success", f"order {order_id} recorded: the intake runs it")
         return order_id
     threading.Thread(
-        target=_run_in_background, args=(order_id, fail_at), name=f"order-{order_id}", daemon=True
+        target=_run_in_background,
+        args=(order_id, owner, fail_at),
+        name=f"order-{order_id}",
+        daemon=True,
     ).start()
     fault = f" with FAIL_AT={fail_at}" if fail_at else ""
     notify("success", f"order {order_id} placed{fault}: running in the dashboard's process")

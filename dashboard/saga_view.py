@@ -83,11 +83,12 @@ def _records(order_id: str) -> None:
 def _controls(summary: dict[str, Any]) -> None:
     order_id, status = summary["order_id"], summary["status"]
     link, retry, cancel = st.columns([3, 1, 1])
-    url = actions.flow_run_url(summary["flow_run_id"])
+    kind, run_id = actions.order_run(summary)
+    url = actions.run_url(kind, run_id)
     if url:
-        link.link_button("Open the flow run in the Prefect UI", url, icon=":material/open_in_new:")
-    elif summary["flow_run_id"]:
-        link.caption(f"flow run `{summary['flow_run_id']}` (no Prefect server configured)")
+        link.link_button(f"Open the {kind} in the Prefect UI", url, icon=":material/open_in_new:")
+    elif run_id:
+        link.caption(f"{kind} `{run_id}` (no Prefect server configured)")
     if actions.can_retry(status):
         retry.button(
             "Retry", key=f"saga-retry-{order_id}", on_click=actions.retry, args=(order_id,)

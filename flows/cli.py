@@ -34,6 +34,15 @@ def non_negative_seconds(text: str) -> float:
     return _number(text, float, "a number of seconds", 0, math.inf)
 
 
+def bounded_seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from `low` to `high`."""
+
+    def parse(text: str) -> float:
+        return _number(text, float, "a number of seconds", low, high)
+
+    return parse
+
+
 def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")

@@ -26,6 +26,7 @@ from storage import saga as log
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.errors import IdConflict
+from storage.settings import get_settings
 from storage.snapshot import order_summary
 
 
@@ -36,10 +37,12 @@ def order_result(order_id: str) -> dict[str, Any]:
 
 
 @flow(name="fulfill-order", flow_run_name="{order_id}", persist_result=False)
-def fulfill_order(order_id: str) -> State:
-    """Drive one recorded order through check → reserve → charge → warehouse, or unwind it."""
+def fulfill_order(order_id: str, lease_owner: str | None = None) -> State:
+    """Drive one recorded order through check → reserve → charge → warehouse, or unwind it.
+    `lease_owner` is the recorder's lease when it recorded the order to run it itself."""
     run_id = str(flow_run.get_id() or uuid.uuid4())
-    if drive_order(order_id, owner=f"fulfill:{run_id}", flow_run_id=run_id) is None:
+    owner = lease_owner or f"fulfill:{run_id}"
+    if drive_order(order_id, owner=owner, before={"flow_run_id": run_id}) is None:
         return handed_over(order_result(order_id))
     summary = order_result(order_id)
     publish_artifact(summary)
@@ -58,10 +61,11 @@ def record_order(
     payment_method: str,
     order_id: str | None = None,
     workflow_id: str | None = None,
+    lease_owner: str | None = None,
 ) -> tuple[str, bool]:
-    """Record a pending order (before any run is started). Returns (order_id, created): an
-    order recorded before under the same ids is returned; raises `IdConflict` when either id
-    already names a different order."""
+    """Record a pending order (before any run is started), leased to `lease_owner` when it
+    will run it at once. Returns (order_id, created): an order recorded before under the same
+    ids is returned; raises `IdConflict` when either id already names a different order."""
     order_id = order_id or new_order_id()
     workflow_id = workflow_id or f"order-{order_id}"
     with session_scope() as session:
@@ -73,6 +77,8 @@ def record_order(
             quantity=quantity,
             customer_id=customer_id,
             payment_method=payment_method,
+            lease_owner=lease_owner,
+            lease_seconds=get_settings().lease_seconds,
         )
         if (order.order_id, order.workflow_id) != (order_id, workflow_id):
             taken = order_id if order_id in (order.order_id, order.workflow_id) else workflow_id
@@ -80,11 +86,11 @@ def record_order(
         return order.order_id, created
 
 
-def run_order(order_id: str) -> dict[str, Any]:
+def run_order(order_id: str, lease_owner: str | None = None) -> dict[str, Any]:
     """Run the saga of a recorded order in this process unless it is already settled."""
     summary = order_result(order_id)
     if summary["status"] in {"pending", "running", "compensating"}:
-        run_locally(fulfill_order, order_id=order_id, return_state=True)
+        run_locally(fulfill_order, order_id=order_id, lease_owner=lease_owner, return_state=True)
         summary = order_result(order_id)
     return summary
 
@@ -103,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fulfill(args: argparse.Namespace) -> int:
-    order_id, _ = record_order(
+    owner = f"cli:{uuid.uuid4().hex}"
+    order_id, created = record_order(
         product_id=args.product,
         quantity=args.quantity,
         customer_id=args.customer,
         payment_method=args.payment_method,
         order_id=args.order_id,
+        lease_owner=owner,
     )
-    summary = run_order(order_id)
+    summary = run_order(order_id, lease_owner=owner if created else None)
     print(json.dumps(summary) if args.json else human_summary(summary))
     return exit_code(summary["status"])
 

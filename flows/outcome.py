@@ -3,19 +3,32 @@ the CLI's exit code and its human summary."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 from prefect import Flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import PrefectException
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, State
 
+# what a call to the Prefect server can raise when the server is down, slow or refuses
+PREFECT_ERRORS = (httpx.HTTPError, PrefectException, OSError)
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
 EXIT_IN_PROGRESS = 4
 HANDED_OVER = "HandedOver"
+# a run's final state name -> the order status it reports (see `prefect_state`)
+STATE_STATUSES = {
+    "Completed": "completed",
+    "Compensated": "failed",
+    "NeedsAttention": "needs_attention",
+    "Cancelled": "cancelled",
+    HANDED_OVER: "handed_over",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,12 @@ def prefect_state(summary: dict[str, Any]) -> State:
     if status == "cancelled":
         return Cancelled(message=reason or "cancelled and compensated")
     raise ValueError(f"order {summary['order_id']} is still {status}")
+
+
+def status_of_state(state: State | None) -> str:
+    """The order status a run's final state reports; `error` when the run itself broke off
+    (the order stays in progress for the sweep)."""
+    return STATE_STATUSES.get(state.name if state else "", "error")
 
 
 def handed_over(summary: dict[str, Any]) -> State:
@@ -86,13 +105,17 @@ def timeline_markdown(summary: dict[str, Any]) -> str:
 
 
 def publish_artifact(summary: dict[str, Any]) -> None:
-    """Attach the saga's timeline to the current flow run."""
+    """Attach the saga's timeline to the current run; best effort (the order is settled in
+    the database already, a Prefect hiccup must not make its run look broken)."""
     key = "saga-" + re.sub(r"[^a-z0-9-]+", "-", summary["order_id"].lower()).strip("-")
-    create_markdown_artifact(
-        key=key[:100],
-        markdown=timeline_markdown(summary),
-        description=f"Saga timeline of order {summary['order_id']} ({summary['status']})",
-    )
+    try:
+        create_markdown_artifact(
+            key=key[:100],
+            markdown=timeline_markdown(summary),
+            description=f"Saga timeline of order {summary['order_id']} ({summary['status']})",
+        )
+    except PREFECT_ERRORS as exc:
+        logging.getLogger(__name__).warning("no artifact for %s: %s", summary["order_id"], exc)
 
 
 def _duration(start: str | None, end: str | None) -> str:

@@ -11,13 +11,16 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
+from prefect.states import Crashed
 
 from flows.cli import non_negative_seconds, run_command, valid_order_id
 from flows.fulfill import fulfill_order, order_result
-from flows.outcome import HANDED_OVER, Outcome, publish_artifact, run_locally
+from flows.outcome import HANDED_OVER, PREFECT_ERRORS, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
 from storage import saga as log
 from storage.cli import OneLineParser
@@ -47,9 +50,30 @@ def _retry(order_id: str, owner: str) -> Outcome:
     return Outcome(summary, True, f"order {order_id} retried: now {summary['status']}")
 
 
+def mark_crashed(task_run_ids: list[str]) -> None:
+    """The `fulfill-order` task runs of orders whose intake died stay Running for ever (task
+    runs have no heartbeat): the sweep that takes the orders over marks them Crashed."""
+    if not task_run_ids:
+        return
+    with get_client(sync_client=True) as client:
+        for task_run_id in task_run_ids:
+            run = client.read_task_run(UUID(task_run_id))
+            if run.state is None or not run.state.is_final():
+                client.set_task_run_state(
+                    UUID(task_run_id),
+                    Crashed(message="its process died; the recovery sweep took the order over"),
+                    force=True,
+                )
+
+
 def _sweep(stale_after: float) -> dict[str, Any]:
     with session_scope() as session:
-        stale = [o.order_id for o in log.stale_orders(session, stale_after=stale_after)]
+        orders = log.stale_orders(session, stale_after=stale_after)
+    stale = [order.order_id for order in orders]
+    try:
+        mark_crashed([order.task_run_id for order in orders if order.task_run_id])
+    except PREFECT_ERRORS as exc:
+        get_run_logger().warning("could not mark crashed task runs: %s", exc)
     tally: dict[str, list[str]] = {}
     for order_id in stale:
         state = fulfill_order(order_id, return_state=True)

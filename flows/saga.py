@@ -192,13 +192,13 @@ def drive_order(
     order_id: str,
     owner: str,
     *,
-    flow_run_id: str | None = None,
     statuses: frozenset[str] | None = None,
     before: dict[str, Any] | None = None,
 ) -> str | None:
     """Take the order's lease and drive it to a terminal status; None when another process
     holds it. `statuses` widens which orders may be taken (e.g. `needs_attention` for a
-    retry), `before` are fields set once the lease is ours (e.g. `status="compensating"`)."""
+    retry), `before` are fields set once the lease is ours (e.g. `status="compensating"`, or
+    the Prefect run that drives it)."""
     settings = get_settings()
     with session_scope() as session:
         if not log.acquire_lease(
@@ -209,11 +209,8 @@ def drive_order(
             statuses=statuses,
         ):
             return None
-        values = dict(before or {})
-        if flow_run_id:
-            values["flow_run_id"] = flow_run_id
-        if values:
-            log.update_order(session, order_id=order_id, **values)
+        if before:
+            log.update_order(session, order_id=order_id, **before)
     run = SagaRun(order_id, owner)
     try:
         return run.drive()

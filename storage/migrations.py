@@ -6,14 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlmodel import Session, SQLModel, select
 
 from storage.models import SchemaVersion
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_task_run_id(connection: Connection) -> None:
+    """2: orders run by the intake remember their `fulfill-order` task run."""
+    connection.execute(text("ALTER TABLE orders ADD COLUMN task_run_id VARCHAR"))
+
+
 # UPGRADES[n] takes a database from version n - 1 to n (add one entry per schema change).
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+UPGRADES: dict[int, Callable[[Connection], None]] = {2: _add_task_run_id}
 
 
 class SchemaTooNew(RuntimeError):

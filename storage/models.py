@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import Field as Check
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -81,6 +84,26 @@ class OrderBase(SQLModel):
     payment_method: str
 
 
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
+]
+
+
+class OrderCreate(BaseModel):
+    """A new order; `workflow_id` is optional (generated from the order id when absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: Text = Check(examples=["SKU-001"])
+    quantity: int = Check(strict=True, ge=1, le=1_000_000, examples=[2])
+    customer_id: Text = Check(examples=["cust-42"])
+    payment_method: Text = Check(examples=["tok_visa"])
+    workflow_id: str | None = Check(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["order-42"]
+    )
+
+
 class Order(OrderBase, table=True):
     __tablename__ = "orders"
 
@@ -93,6 +116,7 @@ class Order(OrderBase, table=True):
     failure_point: str | None = None
     cancel_requested: bool = False
     flow_run_id: str | None = None
+    task_run_id: str | None = None  # the intake's `fulfill-order` task run of this order
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)

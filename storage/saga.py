@@ -32,13 +32,19 @@ def create_order(
     quantity: int,
     customer_id: str,
     payment_method: str,
+    lease_owner: str | None = None,
+    lease_seconds: float = 0,
 ) -> tuple[Order, bool]:
-    """Record a pending order. Returns (order, created); an existing id is returned unchanged."""
+    """Record a pending order, leased to `lease_owner` when given (so no intake claims it
+    before its recorder runs it). Returns (order, created); an existing id is returned
+    unchanged."""
     existing = _order_with_either_id(session, order_id, workflow_id)
     if existing is not None:
         return existing, False
     product = session.get(Product, product_id)
     order = Order(
+        lease_owner=lease_owner,
+        lease_expires_at=utcnow() + timedelta(seconds=lease_seconds) if lease_owner else None,
         order_id=order_id,
         workflow_id=workflow_id,
         product_id=product_id,
@@ -113,6 +119,52 @@ def acquire_lease(
         )
     )
     return result.rowcount == 1
+
+
+def _unclaimed(now: datetime) -> tuple[Any, ...]:
+    """Pending orders that nobody holds: the intake's queue."""
+    return (
+        col(Order.status) == "pending",
+        or_(col(Order.lease_owner).is_(None), col(Order.lease_expires_at) < now),
+    )
+
+
+def pending_unclaimed(session: Session) -> bool:
+    """Whether any order waits for an intake (a cheap read before claiming)."""
+    return (
+        session.exec(select(Order.order_id).where(*_unclaimed(utcnow())).limit(1)).first()
+        is not None
+    )
+
+
+def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: float) -> list[str]:
+    """Lease up to `limit` pending orders that nobody holds, oldest first, to `owner`. One
+    transaction, so two intakes never claim the same order (SKIP LOCKED on PostgreSQL)."""
+    now = utcnow()
+    claimable = _unclaimed(now)
+    candidates = list(
+        session.exec(
+            select(Order.order_id)
+            .where(*claimable)
+            .order_by(col(Order.created_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not candidates:
+        return []
+    claimed = session.execute(
+        update(Order)
+        .where(col(Order.order_id).in_(candidates), *claimable)
+        .values(
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(col(Order.order_id))
+    )
+    taken = set(claimed.scalars())
+    return [order_id for order_id in candidates if order_id in taken]
 
 
 def renew_lease(session: Session, *, order_id: str, owner: str, lease_seconds: float) -> bool:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         default=1.0, gt=0, validation_alias="FLOWFORGE_RUNNER_POLL_SECONDS"
     )
     submit_retries: int = Field(default=2, ge=0, validation_alias="FLOWFORGE_SUBMIT_RETRIES")
+    # The intake (flows/intake.py) and the batch (flows/batch.py).
+    intake_concurrency: int = Field(
+        default=8, ge=1, le=256, validation_alias="FLOWFORGE_INTAKE_CONCURRENCY"
+    )
+    intake_poll_seconds: float = Field(
+        default=0.1, ge=0.01, le=5, validation_alias="FLOWFORGE_INTAKE_POLL_SECONDS"
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod

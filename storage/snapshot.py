@@ -82,6 +82,7 @@ def _summary(
         "failure_point": order.failure_point,
         "cancel_requested": order.cancel_requested,
         "flow_run_id": order.flow_run_id,
+        "task_run_id": order.task_run_id,
         "created_at": iso(order.created_at),
         "finished_at": iso(order.finished_at),
         "saga": [

@@ -15,17 +15,19 @@ def test_health(client):
     assert client.get("/health").json() == {"status": "ok"}
 
 
-def test_post_order_records_it_and_says_its_run_is_pending(client):
+def test_post_order_records_it_for_the_intake(client):
     response = client.post("/orders", json=ORDER)
     assert response.status_code == 200
     body = response.json()
     assert body["order_id"].startswith("ord_")
     assert body["workflow_id"] == f"order-{body['order_id']}"
-    assert (body["status"], body["flow_run_id"]) == ("pending", None)
-    assert "sweep" in body["message"]
+    assert body["status"] == "started"
+    assert "intake" in body["message"]
     status = client.get(f"/orders/{body['workflow_id']}/status").json()
     assert status["status"] == "pending"
-    assert status["flow_run"] is None
+    assert (status["flow_run"], status["task_run"]) == (None, None)
+    with session_scope() as session:
+        assert log.get_order(session, order_id=body["order_id"]).lease_owner is None
     for key in ("steps_completed", "compensation_triggered", "current_step", "failure_reason"):
         assert key in status
     assert status["events"] == []

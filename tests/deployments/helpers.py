@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from deployments.stack import Child, start, wait_ready
+from deployments.stack import Child, start, wait_for, wait_ready
 from tests.api.helpers import order_body
 from tests.conftest import PYTHON
 
@@ -32,6 +33,38 @@ def start_api(env: dict[str, str]) -> Child:
     api = start("API", f"http://127.0.0.1:{port}", [PYTHON, "-m", "api", "--port", str(port)], env)
     wait_ready(api, f"{api.url}/health")
     return api
+
+
+def start_intake(env: dict[str, str], workdir: Path) -> Child:
+    """`python -m flows.intake` with `env`, ready (it has looked for orders once)."""
+    ready = workdir / "intake.ready"
+    intake = start("intake", "", [PYTHON, "-m", "flows.intake", "--ready-file", str(ready)], env)
+    wait_for(intake, ready.exists, "its first look for orders")
+    return intake
+
+
+def task_run_state(
+    task_run_id: str, api_url: str | None = None, timeout: float = 30
+) -> tuple[str, str]:
+    """(type, name) of a task run's state once it is final (the server records task-run
+    states from events, a moment after they happen); asks `api_url` or this process's."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url or PREFECT_API_URL.value()}),
+        get_client(sync_client=True) as client,
+    ):
+        while True:
+            try:
+                state = client.read_task_run(task_run_id).state
+            except ObjectNotFound:  # not recorded yet
+                state = None
+            if state is not None and state.is_final() or time.monotonic() > deadline:
+                return (state.type.value, state.name) if state else ("", "")
+            time.sleep(0.5)
 
 
 def start_prefect_server(env: dict[str, str], port: int) -> Child:

@@ -32,17 +32,43 @@ def test_older_database_is_upgraded_in_order(db, monkeypatch):
     engine = get_engine()
     url = engine.url.render_as_string(hide_password=False)
     applied = []
+    nxt = migrations.SCHEMA_VERSION + 1
 
     def add_note_column(connection) -> None:
         connection.execute(text("ALTER TABLE products ADD COLUMN note TEXT"))
-        applied.append(2)
+        applied.append(nxt)
 
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrations.UPGRADES, 2, add_note_column)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(migrations.UPGRADES, nxt, add_note_column)
     reopen(url)
-    assert version() == 2
-    assert applied == [2]
+    assert version() == nxt
+    assert applied == [nxt]
     assert "note" in {c["name"] for c in inspect(get_engine()).get_columns("products")}
+
+
+def test_version_1_database_gains_task_run_id_and_keeps_its_orders(db):
+    engine = get_engine()
+    url = engine.url.render_as_string(hide_password=False)
+    with session_scope() as session:
+        session.execute(
+            text(
+                "INSERT INTO orders (order_id, workflow_id, product_id, quantity,"
+                " customer_id, payment_method, amount, status, cancel_requested,"
+                " created_at, updated_at) VALUES ('o1', 'order-o1', 'SKU-001', 1,"
+                " 'c', 'tok_visa', 1000, 'completed', 0, '2026-01-01', '2026-01-01')"
+            )
+        )
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE orders DROP COLUMN task_run_id"))
+        connection.execute(update(SchemaVersion).values(version=1))
+    reopen(url)
+    assert version() == migrations.SCHEMA_VERSION
+    columns = {c["name"] for c in inspect(get_engine()).get_columns("orders")}
+    assert "task_run_id" in columns
+    with session_scope() as session:
+        assert session.execute(
+            text("SELECT status FROM orders WHERE order_id = 'o1'")
+        ).scalar() == ("completed")
 
 
 def test_newer_database_is_refused(db):

@@ -1,0 +1,294 @@
+"""The batch: every order of a JSONL or CSV file, fulfilled through the intake's engine (one
+`fulfill-order` task run per order, bounded concurrency, rotating flow runs). The file is
+streamed; a bad line is reported with its number and skipped; running a file twice charges
+nobody twice (an order's id comes from the file, or is derived from its line).
+`python -m flows.batch FILE [--concurrency N] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from flows.cli import ORDER_ID_PATTERN, run_command
+from flows.fulfill import record_order
+from flows.outcome import EXIT_CODES, EXIT_IN_PROGRESS
+from flows.pipeline import Pipeline, run_until_stopped
+from storage import saga as log
+from storage.cli import OneLineParser, whole_number
+from storage.db import session_scope
+from storage.errors import IdConflict
+from storage.models import ACTIVE_STATUSES, OrderCreate
+from storage.settings import get_settings
+
+MAX_REPORTED = 1000  # bad lines and unfinished orders listed in the summary (all are counted)
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+
+
+class BadLine(ValueError):
+    """A line that is not an order; the message says why."""
+
+
+class OrderLine(OrderCreate):
+    """A line of a batch file: an order, with the id to give it (derived when absent)."""
+
+    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN.pattern)
+
+
+def parse_line(fields: dict[str, Any]) -> OrderLine:
+    """One line's fields as an order, or `BadLine` naming each bad field."""
+    try:
+        return OrderLine.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()
+        )
+        raise BadLine(problems) from None
+
+
+def derived_order_id(number: int, text: str) -> str:
+    """A stable id for a line without one: the same line of the same file is the same order."""
+    return "b-" + hashlib.sha256(f"{number}:{text.strip()}".encode()).hexdigest()[:20]
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    """(line number, raw text, fields or None when unreadable) for every non-empty line."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            for number, text in enumerate(handle, 1):
+                if text.strip():
+                    yield number, text, _json_fields(text)
+            return
+        header = next(csv.reader([handle.readline()]), [])
+        for number, text in enumerate(handle, 2):
+            if text.strip():
+                row = next(csv.reader(io.StringIO(text)), [])
+                yield number, text, _csv_fields(header, row)
+
+
+def _json_fields(text: str) -> dict[str, Any] | None:
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _csv_fields(header: list[str], row: list[str]) -> dict[str, Any] | None:
+    if len(row) != len(header):
+        return None
+    fields: dict[str, Any] = {
+        name.strip(): value.strip() for name, value in zip(header, row, strict=True) if value
+    }
+    if fields.get("quantity", "").isdigit():  # CSV has no numbers; JSON lines must be exact
+        fields["quantity"] = int(fields["quantity"])
+    return fields
+
+
+@dataclass
+class BatchReport:
+    """What happened to every line: counted always, listed up to `MAX_REPORTED`."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    bad_lines: list[dict[str, Any]] = field(default_factory=list)
+    bad_line_count: int = 0
+    unfinished: list[dict[str, str]] = field(default_factory=list)
+    already_settled: int = 0
+
+    def bad(self, number: int, reason: str) -> None:
+        self.bad_line_count += 1
+        if len(self.bad_lines) < MAX_REPORTED:
+            self.bad_lines.append({"line": number, "error": reason})
+
+    def ended(self, order_id: str, status: str) -> None:
+        self.statuses[status] += 1
+        if status != "completed" and len(self.unfinished) < MAX_REPORTED:
+            self.unfinished.append({"order_id": order_id, "status": status})
+
+
+class FileOrders:
+    """The batch's source: records each line's order leased to this batch, as the pipeline
+    asks for more, so the file is never read ahead by more than the concurrency."""
+
+    def __init__(self, path: Path, report: BatchReport) -> None:
+        self.owner = f"batch:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.report = report
+        self._lines = read_lines(path)
+        self._retry: list[str] = []
+        self._done = False
+
+    def take(self, limit: int) -> list[str]:
+        taken, self._retry = self._retry[:limit], self._retry[limit:]
+        while len(taken) < limit and not self._done:
+            line = next(self._lines, None)
+            if line is None:
+                self._done = True
+            elif (order_id := self._record(*line)) is not None:
+                taken.append(order_id)
+        return taken
+
+    def exhausted(self) -> bool:
+        return self._done and not self._retry
+
+    def give_back(self, order_ids: list[str]) -> None:
+        self._retry.extend(order_ids)
+
+    def _record(self, number: int, text: str, fields: dict[str, Any] | None) -> str | None:
+        """Record the line's order and return its id if it is to run now."""
+        if fields is None:
+            self.report.bad(number, "not an order: expected a JSON object or a CSV row")
+            return None
+        try:
+            order = parse_line(fields)
+            order_id, created = record_order(
+                **order.model_dump(exclude={"order_id"}),
+                order_id=order.order_id or derived_order_id(number, text),
+                lease_owner=self.owner,
+            )
+        except (BadLine, IdConflict) as exc:
+            self.report.bad(number, str(exc))
+            return None
+        if created or self._still_active(order_id):
+            return order_id
+        self.report.already_settled += 1
+        return None
+
+    @staticmethod
+    def _still_active(order_id: str) -> bool:
+        with session_scope(readonly=True) as session:
+            return log.get_order(session, order_id=order_id).status in ACTIVE_STATUSES
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def run_batch(path: Path, concurrency: int, progress: Progress | None = None) -> dict[str, Any]:
+    """Fulfil every order of the file; the summary of what happened."""
+    report = BatchReport()
+    source = FileOrders(path, report)
+    bar = progress.add_task(path.name, total=count_lines(path)) if progress else None
+
+    def ended(order_id: str, status: str) -> None:
+        report.ended(order_id, status)
+        if progress is not None and bar is not None:
+            progress.update(bar, completed=_lines_done(report))
+
+    pipeline = Pipeline(
+        source=source,
+        flow_name="order-batch",
+        run_name=lambda: f"batch-{path.stem}-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+        concurrency=concurrency,
+        on_done=ended,
+    )
+    started = time.monotonic()
+    run_until_stopped(pipeline)
+    elapsed = time.monotonic() - started
+    ran = sum(report.statuses.values())
+    return {
+        "file": str(path),
+        "orders": ran,
+        "statuses": dict(report.statuses),
+        "already_settled": report.already_settled,
+        "bad_line_count": report.bad_line_count,
+        "bad_lines": report.bad_lines,
+        "unfinished": report.unfinished,
+        "elapsed_seconds": round(elapsed, 3),
+        "orders_per_second": round(ran / elapsed, 2) if elapsed else 0.0,
+    }
+
+
+def _lines_done(report: BatchReport) -> int:
+    return sum(report.statuses.values()) + report.bad_line_count + report.already_settled
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"batch {summary['file']}")
+    table.add_column("outcome")
+    table.add_column("orders", justify="right")
+    for status, count in sorted(summary["statuses"].items()):
+        table.add_row(status, str(count))
+    table.add_row("already settled (skipped)", str(summary["already_settled"]))
+    table.add_row("bad lines (skipped)", str(summary["bad_line_count"]))
+    table.caption = (
+        f"{summary['orders']} orders in {summary['elapsed_seconds']:.1f} s "
+        f"({summary['orders_per_second']:.1f} orders/s)"
+    )
+    return table
+
+
+def batch_exit_code(summary: dict[str, Any]) -> int:
+    """The worst outcome: 3 needs_attention, 4 an order left in progress, 1 failed or
+    cancelled orders or bad lines, 0 every order completed."""
+    statuses = set(summary["statuses"])
+    if "needs_attention" in statuses:
+        return EXIT_CODES["needs_attention"]
+    if statuses - set(EXIT_CODES):
+        return EXIT_IN_PROGRESS
+    return 1 if summary["bad_line_count"] or statuses - {"completed"} else 0
+
+
+def batch(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    err = Console(stderr=True)
+    with Progress(
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
+        summary = run_batch(path, args.concurrency, progress)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for bad in summary["bad_lines"]:
+            print(f"line {bad['line']}: {bad['error']}")
+        Console().print(summary_table(summary))
+    return batch_exit_code(summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m flows.batch", description=__doc__)
+    parser.add_argument(
+        "file", type=existing_file, help="a .jsonl (one JSON object a line) or .csv file"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=whole_number(256),
+        default=get_settings().intake_concurrency,
+        help="orders in flight at once (FLOWFORGE_INTAKE_CONCURRENCY)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON summary")
+    return run_command(parser, batch, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

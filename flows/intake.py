@@ -1,0 +1,127 @@
+"""The intake: a long-lived process that claims recorded orders from the database (the lease
+decides who takes one, so several intakes can share a database) and runs each as one
+`fulfill-order` task run inside a rotating `order-intake` flow run. SIGTERM or Ctrl-C drains:
+no new claims, the orders in flight finish, exit 0. A killed intake's orders are finished by
+the sweep. `python -m flows.intake [--concurrency N] [--poll-seconds S]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+
+from flows.cli import bounded_seconds, run_command
+from flows.pipeline import Pipeline, run_until_stopped
+from storage import saga as log
+from storage.cli import OneLineParser, whole_number
+from storage.db import session_scope
+from storage.errors import StorageUnavailable
+from storage.settings import get_settings
+
+
+class ClaimedOrders:
+    """The intake's source: pending orders nobody holds, leased to this intake as it takes
+    them (a read-only peek first, so an idle intake never takes the write lock)."""
+
+    def __init__(self) -> None:
+        self.owner = f"intake:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = get_settings().lease_seconds
+
+    def take(self, limit: int) -> list[str]:
+        with session_scope(readonly=True) as session:
+            if not log.pending_unclaimed(session):
+                return []
+        with session_scope() as session:
+            return log.claim_pending(
+                session, owner=self.owner, limit=limit, lease_seconds=self.lease_seconds
+            )
+
+    def exhausted(self) -> bool:
+        return False
+
+    def give_back(self, order_ids: list[str]) -> None:
+        with session_scope() as session:
+            for order_id in order_ids:
+                log.release_lease(session, order_id=order_id, owner=self.owner)
+
+
+def intake_pipeline(concurrency: int, poll_seconds: float) -> Pipeline:
+    source = ClaimedOrders()
+    return Pipeline(
+        source=source,
+        flow_name="order-intake",
+        run_name=lambda: f"intake-{os.getpid()}-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+        concurrency=concurrency,
+        poll_seconds=poll_seconds,
+    )
+
+
+@flow(name="intake-service", flow_run_name="order-intake", persist_result=False)
+def order_intake(concurrency: int | None = None, poll_seconds: float | None = None) -> str:
+    """The intake as a deployment run: serves orders until it is cancelled (then drains)."""
+    settings = get_settings()
+    pipeline = intake_pipeline(
+        concurrency or settings.intake_concurrency, poll_seconds or settings.intake_poll_seconds
+    )
+    get_run_logger().info("intake %s serving", pipeline.source.owner)
+    run_until_stopped(pipeline)
+    return f"intake {pipeline.source.owner} drained"
+
+
+def check_ready() -> None:
+    """Fail fast (one line) unless the database and the Prefect server both answer."""
+    with session_scope(readonly=True) as session:
+        log.pending_unclaimed(session)
+    with get_client(sync_client=True) as client:
+        if (error := client.api_healthcheck()) is not None:
+            raise StorageUnavailable(f"the Prefect server does not answer: {error}")
+
+
+def serve(args: argparse.Namespace) -> int:
+    pipeline = intake_pipeline(args.concurrency, args.poll_seconds)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: pipeline.stop.set())
+    check_ready()
+    if args.ready_file:
+        args.ready_file.touch()
+    print(
+        f"intake {pipeline.source.owner}: {args.concurrency} orders at a time; "
+        "SIGTERM or Ctrl-C drains",
+        flush=True,
+    )
+    run_until_stopped(pipeline)
+    print(f"intake {pipeline.source.owner}: drained", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    parser = OneLineParser(prog="python -m flows.intake", description=__doc__)
+    parser.add_argument(
+        "--concurrency",
+        type=whole_number(256),
+        default=settings.intake_concurrency,
+        help="orders in flight at once (FLOWFORGE_INTAKE_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=bounded_seconds(0.01, 5),
+        default=settings.intake_poll_seconds,
+        help="seconds between looks for new orders (FLOWFORGE_INTAKE_POLL_SECONDS)",
+    )
+    parser.add_argument(
+        "--ready-file", type=Path, help="a file to create once serving (for supervisors)"
+    )
+    return run_command(parser, serve, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
