@@ -195,17 +195,23 @@ def compensate(order_id: str, position: int) -> None:
     _attempt(order, undo, compensation=True)
 
 
-def finish(order_id: str, status: str, problem: str) -> str:
-    """Set the terminal status (with what a failed compensation said) and free the lease."""
+def finish(order_id: str, status: str, failures: dict[str, str]) -> str:
+    """Set the terminal status, mark each compensation that gave up (name: its last error)
+    failed on the saga log and in the failure reason, and free the lease."""
     with _fenced(order_id) as session:
         if status == "completed":
             if not saga.complete_unless_cancelled(session, order_id=order_id, owner=OWNER):
                 raise RuntimeError(f"order {order_id} was cancelled: the floor does not cancel")
         else:
             values: dict[str, Any] = {"status": status, "current_step": None}
-            if problem:
+            for name, error in failures.items():
+                saga.set_step_status(
+                    session, order_id=order_id, name=name, status="failed", error=error
+                )
+            if failures:
                 reason = saga.get_order(session, order_id=order_id).failure_reason
-                values["failure_reason"] = f"{reason} | compensation failed: {problem}"
+                problems = "; ".join(f"{name}: {error}" for name, error in failures.items())
+                values["failure_reason"] = f"{reason} | compensation failed: {problems}"
             saga.update_order(session, order_id=order_id, **values)
         saga.release_lease(session, order_id=order_id, owner=OWNER)
     return status
@@ -243,12 +249,12 @@ def drive(order_id: str, call: Call = call_directly) -> str:
             refused = isinstance(exc, DomainRefusal)
             call(unwind, order_id, position, f"{type(exc).__name__}: {exc}", refused)
             return _compensate(order_id, call, position if refused else position + 1)
-    return call(finish, order_id, "completed", "")
+    return call(finish, order_id, "completed", {})
 
 
 def _compensate(order_id: str, call: Call, registered: int) -> str:
     """Undo the first `registered` steps, newest first; every compensation runs."""
-    problems = []
+    failures = {}
     for position in reversed(range(registered)):
         undo = STEPS[position].undo
         if undo is None:
@@ -258,6 +264,5 @@ def _compensate(order_id: str, call: Call, registered: int) -> str:
         except LeaseLost:
             raise
         except Exception as exc:
-            problems.append(f"{undo.name}: {type(exc).__name__}: {exc}")
-    status = "needs_attention" if problems else "failed"
-    return call(finish, order_id, status, "; ".join(problems))
+            failures[undo.name] = f"{type(exc).__name__}: {exc}"
+    return call(finish, order_id, "needs_attention" if failures else "failed", failures)

@@ -19,6 +19,7 @@ from pathlib import Path
 from deployments.stack import descendants
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 SAMPLE_SECONDS = 0.5
 IDLE_CPU_SECONDS = 0.05  # a tree that used less than this in SAMPLE_SECONDS has settled
 SETTLE_LIMIT_SECONDS = 10.0
@@ -61,7 +62,7 @@ def _proc(pid: int) -> tuple[str, float, float] | None:
     except (OSError, IndexError, ValueError):
         return None
     cpu = sum(int(value) for value in fields[11:15]) / TICKS
-    return label([arg for arg in argv if arg]), cpu, rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return label([arg for arg in argv if arg]), cpu, rss_pages * PAGE_MB
 
 
 class TreeMeter:
@@ -112,9 +113,9 @@ class TreeMeter:
         cpu: dict[str, float] = defaultdict(float)
         for pid in self._before.keys() | after.keys():
             name = (after.get(pid) or self._before[pid])[0]
-            cpu[name] += (after[pid][1] if pid in after else 0.0) - (
-                self._before[pid][1] if pid in self._before else 0.0
-            )
+            start = self._before[pid][1] if pid in self._before else 0.0
+            end = after[pid][1] if pid in after else 0.0
+            cpu[name] += end - start
         return Usage(dict(cpu), self.peak_rss_mb)
 
 
