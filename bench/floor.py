@@ -102,6 +102,7 @@ STEPS = (
 
 @contextmanager
 def _fenced(order_id: str) -> Iterator[Session]:
+    """A transaction that first renews this process's lease on the order."""
     with saga.fenced(
         order_id=order_id, owner=OWNER, lease_seconds=get_settings().lease_seconds
     ) as session:
