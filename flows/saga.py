@@ -5,15 +5,17 @@ stack in reverse. Holds no SQL: it calls storage functions and tasks."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from prefect import Task
+from sqlmodel import Session
 
 from storage import saga as log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
-from storage.models import Order
+from storage.models import Order, SagaStep
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
@@ -77,43 +79,51 @@ class SagaRun:
         with session_scope() as session:
             return log.get_order(session, order_id=self.order_id)
 
+    def _fenced(self) -> AbstractContextManager[Session]:
+        """A transaction that first renews our lease (`LeaseLost` if someone took it over)."""
+        return log.fenced(
+            order_id=self.order_id, owner=self.owner, lease_seconds=get_settings().lease_seconds
+        )
+
     def _update(self, **values: Any) -> Order:
-        with session_scope() as session:
-            if not log.renew_lease(
+        with self._fenced() as session:
+            return log.update_order(session, order_id=self.order_id, **values)
+
+    def _enter(self, position: int, step: Step) -> tuple[Order, SagaStep | None]:
+        """Mark the order at `step` and put the step (and its compensation, first) on the
+        rollback stack, in one transaction; no step row when a cancel was requested."""
+        with self._fenced() as session:
+            order = log.update_order(
+                session, order_id=self.order_id, status="running", current_step=step.name
+            )
+            if order.cancel_requested:
+                return order, None
+            key = step.idempotency_key(self.order_id) if step.idempotency_key else None
+            if step.compensation is not None:
+                log.register_step(
+                    session,
+                    order_id=self.order_id,
+                    name=step.compensation.name,
+                    kind="compensation",
+                    position=position,
+                    idempotency_key=key,
+                )
+            row = log.register_step(
                 session,
                 order_id=self.order_id,
-                owner=self.owner,
-                lease_seconds=get_settings().lease_seconds,
-            ):
-                raise LeaseLost(self.order_id)
-            return log.update_order(session, order_id=self.order_id, **values)
+                name=step.name,
+                kind="step",
+                position=position,
+                idempotency_key=key,
+            )
+            return order, row
 
     def forward(self) -> None:
         """Run every step not yet completed; raise `StopForward` when the saga must unwind."""
         for position, step in enumerate(STEPS):
-            order = self._update(status="running", current_step=step.name)
-            if order.cancel_requested:
+            order, row = self._enter(position, step)
+            if row is None:
                 raise StopForward(CANCELLED_REASON)
-            with session_scope() as session:
-                if step.compensation is not None:
-                    log.register_step(
-                        session,
-                        order_id=self.order_id,
-                        name=step.compensation.name,
-                        kind="compensation",
-                        position=position,
-                        idempotency_key=step.idempotency_key(self.order_id),
-                    )
-                row = log.register_step(
-                    session,
-                    order_id=self.order_id,
-                    name=step.name,
-                    kind="step",
-                    position=position,
-                    idempotency_key=step.idempotency_key(self.order_id)
-                    if step.idempotency_key
-                    else None,
-                )
             if row.status == "completed":
                 continue
             if row.status == "failed":

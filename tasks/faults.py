@@ -90,6 +90,13 @@ def validate() -> None:
     crash_at()
 
 
+def armed(point: str, order_id: str) -> bool:
+    """Whether a fault may strike this point for this order (any attempt, any moment)."""
+    return point in crash_at() or any(
+        failure.point == point and fnmatchcase(order_id, failure.orders) for failure in fail_at()
+    )
+
+
 def maybe_crash(point: str, moment: str) -> None:
     """SIGKILL this process when `CRASH_AT` names this point and moment: no cleanup at all."""
     if crash_at().get(point) == moment:

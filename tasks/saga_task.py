@@ -5,8 +5,10 @@ share one transaction)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prefect import Task, task
@@ -14,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
 from prefect.states import State
+from sqlmodel import Session
 
 from storage import saga
 from storage.db import session_scope
@@ -59,6 +62,67 @@ def record_final_failure(task_: Task, _task_run: TaskRun, state: State) -> None:
         return
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a step or compensation and its record on the saga log: `statuses` are
+    the events that begin and end a successful attempt."""
+
+    order_id: str
+    name: str
+    lease: dict[str, Any]
+    statuses: tuple[str, str]
+
+    def run(self, effect: Callable[[Session], R]) -> R:
+        """The attempt's start, its side effect and its success in one fenced transaction; a
+        failure rolls the side effect back and is recorded in a transaction of its own."""
+        try:
+            with saga.fenced(**self.lease) as session:
+                number = self._begin(session)
+                result = effect(session)
+                self._end(session, number)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            with saga.fenced(**self.lease) as session:
+                self._end(session, self._begin(session), exc)
+            raise
+        return result
+
+    def run_with_faults(self, point: str, effect: Callable[[Session], R]) -> R:
+        """Each stage in its own transaction, so that a fault injected just before or just
+        after the side effect finds the saga log exactly as a crash at that moment would."""
+        with saga.fenced(**self.lease) as session:
+            number = self._begin(session)
+        try:
+            faults.maybe_crash(point, "before")
+            with saga.fenced(**self.lease) as session:
+                result = effect(session)
+            faults.maybe_crash(point, "after")
+            faults.maybe_fail(point, number, self.order_id)
+        except Exception as exc:
+            with session_scope() as session:
+                self._end(session, number, exc)
+            raise
+        with session_scope() as session:
+            self._end(session, number)
+        return result
+
+    def _begin(self, session: Session) -> int:
+        return saga.begin_attempt(
+            session, order_id=self.order_id, name=self.name, event_status=self.statuses[0]
+        )
+
+    def _end(self, session: Session, number: int, error: Exception | None = None) -> None:
+        saga.end_attempt(
+            session,
+            order_id=self.order_id,
+            name=self.name,
+            attempt=number,
+            event_status="failed" if error else self.statuses[1],
+            message=f"{type(error).__name__}: {error}" if error else "",
+        )
+
+
 def _task_signature(fn: Callable[..., Any]) -> inspect.Signature:
     """`fn(session, order_id, ...)` as Prefect sees it: `(order_id, lease_owner, ...)`."""
     _, order_id, *rest = inspect.signature(fn).parameters.values()
@@ -78,9 +142,8 @@ def saga_task(
     """
     settings = get_settings()
     retries = settings.compensation_retries if compensation else settings.step_retries
-    begin_status, end_status = (
-        ("compensating", "compensated") if compensation else ("started", "completed")
-    )
+    lease_seconds = settings.lease_seconds
+    statuses = ("compensating", "compensated") if compensation else ("started", "completed")
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
         signature = _task_signature(fn)
@@ -88,33 +151,16 @@ def saga_task(
         def run(*args: Any, **kwargs: Any) -> R:
             arguments = signature.bind(*args, **kwargs).arguments
             order_id, owner = arguments["order_id"], arguments.pop("lease_owner")
-            lease = {"order_id": order_id, "owner": owner, "lease_seconds": settings.lease_seconds}
-            with saga.fenced(**lease) as session:
-                attempt = saga.begin_attempt(
-                    session, order_id=order_id, name=name, event_status=begin_status
-                )
-            try:
-                faults.maybe_crash(point, "before")
-                with saga.fenced(**lease) as session:
-                    result = fn(session, **arguments)
-                faults.maybe_crash(point, "after")
-                faults.maybe_fail(point, attempt, order_id)
-            except Exception as exc:
-                with session_scope() as session:
-                    saga.end_attempt(
-                        session,
-                        order_id=order_id,
-                        name=name,
-                        attempt=attempt,
-                        event_status="failed",
-                        message=f"{type(exc).__name__}: {exc}",
-                    )
-                raise
-            with session_scope() as session:
-                saga.end_attempt(
-                    session, order_id=order_id, name=name, attempt=attempt, event_status=end_status
-                )
-            return result
+            attempt = Attempt(
+                order_id=order_id,
+                name=name,
+                lease={"order_id": order_id, "owner": owner, "lease_seconds": lease_seconds},
+                statuses=statuses,
+            )
+            effect = functools.partial(fn, **arguments)
+            if faults.armed(point, order_id):
+                return attempt.run_with_faults(point, effect)
+            return attempt.run(effect)
 
         run.__signature__ = signature  # type: ignore[attr-defined]
         run.__doc__, run.__name__, run.__qualname__ = fn.__doc__, fn.__name__, fn.__qualname__
