@@ -3,44 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from collections.abc import Callable
 
-from storage.cli import OneLineParser
+from storage.cli import OneLineParser, number, whole_number
 from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
 from tasks.faults import FaultSpecError, validate
 
 ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MAX_QUANTITY = 1_000_000
+MAX_SECONDS = 7 * 24 * 3600  # a week: longer is a typo (or inf), not a setting
 
 
-def _number(text: str, parse: Callable[[str], float], kind: str, low: float, high: float) -> float:
-    try:
-        value = parse(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
-    if not low <= value <= high:
-        bound = f"at least {low}" if value < low else f"at most {high}"
-        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return int(_number(text, int, "a whole number", 1, MAX_QUANTITY))
-
-
-def non_negative_seconds(text: str) -> float:
-    return _number(text, float, "a number of seconds", 0, math.inf)
+positive_int = whole_number(MAX_QUANTITY)
 
 
 def bounded_seconds(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number of seconds from `low` to `high`."""
+    """An argparse type: a finite number of seconds from `low` to `high`."""
 
     def parse(text: str) -> float:
-        return _number(text, float, "a number of seconds", low, high)
+        return number(text, float, "a number of seconds", low, high)
 
     return parse
+
+
+non_negative_seconds = bounded_seconds(0, MAX_SECONDS)
 
 
 def non_empty(text: str) -> str:
@@ -50,7 +37,7 @@ def non_empty(text: str) -> str:
 
 
 def valid_order_id(text: str) -> str:
-    if not ORDER_ID_PATTERN.match(text):
+    if not ORDER_ID_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a valid order id (letters, digits, _ . : -; at most 64)"
         )

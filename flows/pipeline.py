@@ -30,12 +30,14 @@ from flows.outcome import (
     status_of_state,
 )
 from flows.saga import drive_order
+from storage.settings import get_settings
 
 ROTATE_ORDERS = 1000
 ROTATE_SECONDS = 120.0
 IDLE_SECONDS = 10.0
 WAIT_SECONDS = 0.5
 RETRY_SECONDS = 5.0
+RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 logger = logging.getLogger(__name__)
 
 
@@ -176,7 +178,11 @@ class Pipeline:
 
 def run_until_stopped(pipeline: Pipeline) -> None:
     """Run the pipeline in a thread (Prefect's flow engine only traps SIGTERM in the main
-    thread) while this thread waits; a signal sets `stop` and the pipeline drains."""
+    thread) while this thread waits; a signal sets `stop` and the pipeline drains. Prefect's
+    per-run log lines ("Finished in state …", several an order) are kept to
+    `FLOWFORGE_RUN_LOG_LEVEL` (WARNING): the states and the saga artifact say it all."""
+    for name in RUN_LOGGERS:
+        logging.getLogger(name).setLevel(get_settings().run_log_level)
     worker = threading.Thread(target=pipeline.run, name="pipeline")
     worker.start()
     while worker.is_alive():

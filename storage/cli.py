@@ -27,6 +27,8 @@ def number(text: str, parse: Callable[[str], float], kind: str, low: float, high
         value = parse(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+    if value != value:  # NaN compares false with everything
+        raise argparse.ArgumentTypeError(f"must be {kind} from {low} to {high}, got {text!r}")
     if not low <= value <= high:
         bound = f"at least {low}" if value < low else f"at most {high}"
         raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     intake_poll_seconds: float = Field(
         default=0.1, ge=0.01, le=5, validation_alias="FLOWFORGE_INTAKE_POLL_SECONDS"
+    )
+    run_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", validation_alias="FLOWFORGE_RUN_LOG_LEVEL"
     )
 
     @field_validator("retry_delays", mode="before")
