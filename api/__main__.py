@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 
 import uvicorn
 
+from storage.cli import OneLineParser, whole_number
 from storage.settings import get_settings
 
 
@@ -20,9 +20,11 @@ def is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser = OneLineParser(prog="python -m api", description=__doc__)
     parser.add_argument("--host", default=settings.api_host, help="FLOWFORGE_API_HOST")
-    parser.add_argument("--port", type=int, default=settings.api_port, help="FLOWFORGE_API_PORT")
+    parser.add_argument(
+        "--port", type=whole_number(65535), default=settings.api_port, help="FLOWFORGE_API_PORT"
+    )
     args = parser.parse_args(argv)
     if not settings.api_token and not is_loopback(args.host):
         logging.getLogger("api").warning(

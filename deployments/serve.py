@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL
 
+from flows.cli import bounded_seconds
+from storage.cli import OneLineParser, whole_number
 from storage.settings import get_settings
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
@@ -46,16 +47,16 @@ def runner_deployments() -> list[RunnerDeployment]:
 
 def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
+    parser = OneLineParser(prog="python -m deployments.serve", description=__doc__)
     parser.add_argument(
         "--limit",
-        type=int,
+        type=whole_number(256),
         default=settings.runner_limit,
         help="flow runs at once (FLOWFORGE_RUNNER_LIMIT)",
     )
     parser.add_argument(
         "--poll-seconds",
-        type=float,
+        type=bounded_seconds(0.1, 60),
         default=settings.runner_poll_seconds,
         help="seconds between polls for submitted runs (FLOWFORGE_RUNNER_POLL_SECONDS)",
     )

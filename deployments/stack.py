@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from prefect.settings import PREFECT_API_URL
 
-from storage.cli import OneLineParser
+from storage.cli import OneLineParser, whole_number
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,9 +228,10 @@ def busy_ports(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m deployments.stack", description=__doc__)
-    parser.add_argument("--api-port", type=int, default=get_settings().api_port)
-    parser.add_argument("--prefect-port", type=int, default=4200)
-    parser.add_argument("--dashboard-port", type=int, default=8501)
+    port = whole_number(65535)
+    parser.add_argument("--api-port", type=port, default=get_settings().api_port)
+    parser.add_argument("--prefect-port", type=port, default=4200)
+    parser.add_argument("--dashboard-port", type=port, default=8501)
     parser.add_argument("--no-dashboard", action="store_true")
     args = parser.parse_args(argv)
     if busy := busy_ports(args):

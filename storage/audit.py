@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -14,6 +16,8 @@ from storage.models import (
     WarehouseRecord,
     utcnow,
 )
+
+QUEUE_GRACE_SECONDS = 60.0  # the sweep's default --stale-after
 
 
 def audit(session: Session) -> list[str]:
@@ -130,15 +134,26 @@ def _nothing_is_duplicated(session: Session) -> list[str]:
 
 
 def _every_order_is_settled_or_leased(session: Session) -> list[str]:
+    """Stuck orders: in progress under an expired lease (whoever drove it died or stalled),
+    or recorded and waiting longer than `QUEUE_GRACE_SECONDS` (no intake is taking orders).
+    An order that waits less is queued, not stuck."""
     now = utcnow()
+    queued_since = now - timedelta(seconds=QUEUE_GRACE_SECONDS)
     rows = session.exec(
-        select(Order.order_id, Order.status, Order.lease_expires_at).where(
+        select(Order.order_id, Order.status, Order.lease_expires_at, Order.created_at).where(
             col(Order.status).not_in(sorted(TERMINAL_STATUSES)),
-            (col(Order.lease_expires_at).is_(None)) | (col(Order.lease_expires_at) < now),
+            or_(
+                col(Order.lease_expires_at) < now,
+                and_(col(Order.lease_expires_at).is_(None), col(Order.created_at) < queued_since),
+            ),
         )
     ).all()
     return [
         f"order {oid} is {state} without a live lease"
-        + (f" (expired {expires:%Y-%m-%d %H:%M:%S})" if expires else " (never leased)")
-        for oid, state, expires in rows
+        + (
+            f" (expired {expires:%Y-%m-%d %H:%M:%S})"
+            if expires
+            else f" (waiting since {created:%Y-%m-%d %H:%M:%S}: is an intake running?)"
+        )
+        for oid, state, expires, created in rows
     ]

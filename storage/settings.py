@@ -11,6 +11,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DB_PATH = ".flowforge/flowforge.sqlite3"
+# a delay between attempts: finite, at most an hour
+Seconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
 
 
 class Settings(BaseSettings):
@@ -20,24 +22,26 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     db_path: str = Field(default=DEFAULT_DB_PATH, validation_alias="FLOWFORGE_DB_PATH")
-    step_retries: int = Field(default=3, ge=0, validation_alias="FLOWFORGE_STEP_RETRIES")
+    step_retries: int = Field(default=3, ge=0, le=100, validation_alias="FLOWFORGE_STEP_RETRIES")
     compensation_retries: int = Field(
-        default=3, ge=0, validation_alias="FLOWFORGE_COMPENSATION_RETRIES"
+        default=3, ge=0, le=100, validation_alias="FLOWFORGE_COMPENSATION_RETRIES"
     )
-    retry_delays: Annotated[list[float], NoDecode] = Field(
+    retry_delays: Annotated[list[Seconds], NoDecode] = Field(
         default=[0.5, 1.0, 2.0],
         validation_alias="FLOWFORGE_RETRY_DELAYS",
     )
-    lease_seconds: float = Field(default=30.0, gt=0, validation_alias="FLOWFORGE_LEASE_SECONDS")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, le=3600, allow_inf_nan=False, validation_alias="FLOWFORGE_LEASE_SECONDS"
+    )
     # The service (api/, deployments/): see docs/service.md.
     api_token: str = Field(default="", validation_alias="FLOWFORGE_API_TOKEN")
     api_host: str = Field(default="127.0.0.1", validation_alias="FLOWFORGE_API_HOST")
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="FLOWFORGE_API_PORT")
-    runner_limit: int = Field(default=4, ge=1, validation_alias="FLOWFORGE_RUNNER_LIMIT")
+    runner_limit: int = Field(default=4, ge=1, le=256, validation_alias="FLOWFORGE_RUNNER_LIMIT")
     runner_poll_seconds: float = Field(
-        default=1.0, gt=0, validation_alias="FLOWFORGE_RUNNER_POLL_SECONDS"
+        default=1.0, ge=0.1, le=60, validation_alias="FLOWFORGE_RUNNER_POLL_SECONDS"
     )
-    submit_retries: int = Field(default=2, ge=0, validation_alias="FLOWFORGE_SUBMIT_RETRIES")
+    submit_retries: int = Field(default=2, ge=0, le=10, validation_alias="FLOWFORGE_SUBMIT_RETRIES")
     # The intake (flows/intake.py) and the batch (flows/batch.py).
     intake_concurrency: int = Field(
         default=8, ge=1, le=256, validation_alias="FLOWFORGE_INTAKE_CONCURRENCY"

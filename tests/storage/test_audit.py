@@ -154,3 +154,11 @@ def test_cli_exit_codes(db):
     dirty = run_module("storage", "audit")
     assert dirty.returncode == 1
     assert "failed order o1 still has a held reservation" in dirty.stdout
+
+
+def test_a_queued_order_is_healthy_until_it_waits_too_long(db):
+    make_order("o1", "pending", whole=False)
+    assert problems() == []  # just recorded: the intake has not taken it yet
+    corrupt(update(Order).values(created_at=utcnow() - timedelta(seconds=61)))
+    assert [p for p in problems() if p.startswith("order o1 is pending without a live lease")]
+    assert "is an intake running?" in problems()[0]
