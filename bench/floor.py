@@ -1,11 +1,14 @@
-"""The floor: FlowForge's saga as plain Python over its own storage layer, no orchestrator.
+"""The floor: FlowForge's saga with no orchestrator, in plain Python.
 
-The same side effects (`storage.operations`), the same saga log rows (`storage.saga`: each
-compensation registered before its step, one event per attempt), the same lease fencing and
-the same `FAIL_AT` point as the Prefect engine; compensations run newest first. The saga is
-cut into units (`begin`, `run_step`, `unwind`, `compensate`, `finish`) and `drive` hands each
-one to a `call(unit, *args)`: `call_directly` runs it here with FlowForge's retry policy,
-`bench.dbos_peer` runs it as a DBOS step."""
+It runs the engine's own steps (`flows.saga.STEPS`) by calling each task's undecorated
+function (`task.fn`): the same side effects, the same saga log rows and transactions per
+attempt, the same fault points (`FAIL_AT`) and lease fencing, with nothing of Prefect's task
+engine around them; it enters each step with the engine's own `SagaRun._enter` (each
+compensation registered before its step) and does the rest of what `flows/saga.py` does in
+storage calls: retries, on failure the compensations newest first.
+The saga is cut into units (`begin`, `run_step`, `unwind`, `compensate`, `finish`) and
+`drive` hands each one to a `call(unit, *args)`: `call_directly` runs it here with
+FlowForge's retry policy, `bench.dbos_peer` runs it as a DBOS step."""
 
 from __future__ import annotations
 
@@ -13,91 +16,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
-from storage import operations, saga
+from flows.saga import STEPS, SagaRun
+from storage import saga
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
-from storage.models import Order
 from storage.settings import get_settings
-from tasks import faults
 
 OWNER = f"bench-floor:{os.getpid()}"
 FINAL_ERRORS = (DomainRefusal, LeaseLost)  # never retried, as in tasks/saga_task.py
 Call = Callable[..., Any]
-
-
-def _payment_key(order: Order) -> str:
-    return f"{order.order_id}:payment"
-
-
-def _charge(session: Session, order: Order) -> None:
-    payment = operations.charge(
-        session,
-        order_id=order.order_id,
-        idempotency_key=_payment_key(order),
-        amount=order.quantity * operations.unit_price(session, product_id=order.product_id),
-        payment_method=order.payment_method,
-        customer_id=order.customer_id,
-    )
-    saga.update_order(session, order_id=order.order_id, amount=payment.amount)
-
-
-@dataclass(frozen=True)
-class Action:
-    """A step or a compensation: its fault point (which names it) and its side effect."""
-
-    point: str
-    effect: Callable[[Session, Order], object]
-
-    @property
-    def name(self) -> str:
-        return faults.POINTS[self.point]
-
-
-@dataclass(frozen=True)
-class Step:
-    do: Action
-    undo: Action | None = None
-    key: str | None = None  # suffix of the idempotency key both rows carry on the saga log
-
-
-STEPS = (
-    Step(
-        Action(
-            "inventory-check",
-            lambda s, o: operations.check_stock(s, product_id=o.product_id, quantity=o.quantity),
-        )
-    ),
-    Step(
-        Action(
-            "inventory",
-            lambda s, o: operations.reserve_stock(
-                s, order_id=o.order_id, product_id=o.product_id, quantity=o.quantity
-            ),
-        ),
-        Action("release", lambda s, o: operations.release_stock(s, order_id=o.order_id)),
-        "reservation",
-    ),
-    Step(
-        Action("payment", _charge),
-        Action("refund", lambda s, o: operations.refund(s, idempotency_key=_payment_key(o))),
-        "payment",
-    ),
-    Step(
-        Action(
-            "warehouse",
-            lambda s, o: operations.apply_warehouse(
-                s, order_id=o.order_id, product_id=o.product_id, quantity=o.quantity
-            ),
-        ),
-        Action("revert", lambda s, o: operations.revert_warehouse(s, order_id=o.order_id)),
-        "warehouse",
-    ),
-)
 
 
 @contextmanager
@@ -107,27 +38,6 @@ def _fenced(order_id: str) -> Iterator[Session]:
         order_id=order_id, owner=OWNER, lease_seconds=get_settings().lease_seconds
     ) as session:
         yield session
-
-
-def _attempt(order: Order, action: Action, compensation: bool) -> None:
-    """One attempt of `action`, logged on the saga log, failing where `FAIL_AT` says."""
-    begin_status, end_status = (
-        ("compensating", "compensated") if compensation else ("started", "completed")
-    )
-    row = {"order_id": order.order_id, "name": action.name}
-    with _fenced(order.order_id) as session:
-        attempt = saga.begin_attempt(session, **row, event_status=begin_status)
-    try:
-        with _fenced(order.order_id) as session:
-            action.effect(session, order)
-        faults.maybe_fail(action.point, attempt, order.order_id)
-    except Exception as exc:
-        failed = {"event_status": "failed", "message": f"{type(exc).__name__}: {exc}"}
-        with session_scope() as session:
-            saga.end_attempt(session, **row, attempt=attempt, **failed)
-        raise
-    with session_scope() as session:
-        saga.end_attempt(session, **row, attempt=attempt, event_status=end_status)
 
 
 def begin(order_id: str) -> None:
@@ -140,31 +50,13 @@ def begin(order_id: str) -> None:
 
 
 def run_step(order_id: str, position: int) -> None:
-    """Mark the order at step `position`, register the step and its compensation, run it."""
+    """Enter step `position` as the engine does (the order marked, the step and its
+    compensation registered, one transaction), then run one attempt of it."""
     step = STEPS[position]
-    key = f"{order_id}:{step.key}" if step.key else None
-    with _fenced(order_id) as session:
-        order = saga.update_order(
-            session, order_id=order_id, status="running", current_step=step.do.name
-        )
-        if step.undo is not None:
-            saga.register_step(
-                session,
-                order_id=order_id,
-                name=step.undo.name,
-                kind="compensation",
-                position=position,
-                idempotency_key=key,
-            )
-        saga.register_step(
-            session,
-            order_id=order_id,
-            name=step.do.name,
-            kind="step",
-            position=position,
-            idempotency_key=key,
-        )
-    _attempt(order, step.do, compensation=False)
+    order, row = SagaRun(order_id, OWNER)._enter(position, step)
+    if row is None:
+        raise RuntimeError(f"order {order_id} was cancelled: the floor does not cancel")
+    step.task.fn(order_id, OWNER, **step.arguments(order))
 
 
 def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
@@ -173,27 +65,28 @@ def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
     step = STEPS[position]
     with _fenced(order_id) as session:
         saga.set_step_status(
-            session, order_id=order_id, name=step.do.name, status="failed", error=reason
+            session, order_id=order_id, name=step.name, status="failed", error=reason
         )
-        if refused and step.undo is not None:
-            saga.set_step_status(session, order_id=order_id, name=step.undo.name, status="skipped")
+        if refused and step.compensation is not None:
+            saga.set_step_status(
+                session, order_id=order_id, name=step.compensation.name, status="skipped"
+            )
         saga.update_order(
             session,
             order_id=order_id,
             status="compensating",
             current_step=None,
             failure_reason=reason,
-            failure_point=step.do.name,
+            failure_point=step.name,
         )
 
 
 def compensate(order_id: str, position: int) -> None:
-    """Run the compensation of step `position`."""
-    undo = STEPS[position].undo
+    """Run one attempt of the compensation of step `position`."""
+    undo = STEPS[position].compensation
     assert undo is not None
-    with _fenced(order_id) as session:
-        order = saga.update_order(session, order_id=order_id, current_step=undo.name)
-    _attempt(order, undo, compensation=True)
+    SagaRun(order_id, OWNER)._update(current_step=undo.name)
+    undo.fn(order_id, OWNER)
 
 
 def finish(order_id: str, status: str, failures: dict[str, str]) -> str:
@@ -257,7 +150,7 @@ def _compensate(order_id: str, call: Call, registered: int) -> str:
     """Undo the first `registered` steps, newest first; every compensation runs."""
     failures = {}
     for position in reversed(range(registered)):
-        undo = STEPS[position].undo
+        undo = STEPS[position].compensation
         if undo is None:
             continue
         try:
