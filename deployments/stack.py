@@ -22,6 +22,8 @@ import httpx
 from prefect.settings import PREFECT_API_URL
 
 from storage.cli import OneLineParser, whole_number
+from storage.db import migrate_database
+from storage.errors import StorageUnavailable
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +152,8 @@ def launch(args: argparse.Namespace, children: list[Child]) -> None:
     api_url = PREFECT_API_URL.value() or ""
     if not api_url:
         api_url = f"http://127.0.0.1:{args.prefect_port}/api"
-        prefect_home = Path(get_settings().db_path).expanduser().absolute().parent / "prefect"
+        prefect_home = Path(get_settings().prefect_home).expanduser().absolute()
+        prefect_home.mkdir(parents=True, exist_ok=True)
         env = SERVER_BATCHING | child_env(api_url) | {"PREFECT_HOME": str(prefect_home)}
         server = start(
             "Prefect server (UI)",
@@ -236,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if busy := busy_ports(args):
         parser.error(f"already in use: {', '.join(busy)}; stop what holds it or pick another port")
+    try:
+        migrate_database()  # starting the stack creates (or upgrades) its database on purpose
+    except StorageUnavailable as exc:
+        parser.error(str(exc))
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     children: list[Child] = []

@@ -183,10 +183,20 @@ def run_until_stopped(pipeline: Pipeline) -> None:
     `FLOWFORGE_RUN_LOG_LEVEL` (WARNING): the states and the saga artifact say it all."""
     for name in RUN_LOGGERS:
         logging.getLogger(name).setLevel(get_settings().run_log_level)
-    worker = threading.Thread(target=pipeline.run, name="pipeline")
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipeline.run()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            failures.append(exc)
+
+    worker = threading.Thread(target=run, name="pipeline")
     worker.start()
     while worker.is_alive():
         try:
             worker.join(WAIT_SECONDS)
         except TerminationSignal:  # Prefect's SIGTERM bridge when run as a deployment
             pipeline.stop.set()
+    if failures:
+        raise failures[0]

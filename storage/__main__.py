@@ -1,4 +1,5 @@
-"""`python -m storage snapshot|audit|reset|receive` — admin commands on the configured database."""
+"""`python -m storage snapshot|audit|migrate|reset|receive` — admin commands on the configured
+database."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from storage.cli import (
     product_name,
     whole_number,
 )
-from storage.db import database_url, reset_database, session_scope
+from storage.db import database_url, migrate_database, reset_database, session_scope
 from storage.errors import ProductMismatch, StorageUnavailable
+from storage.migrations import SCHEMA_VERSION
 from storage.operations import receive_stock
 from storage.snapshot import snapshot
 
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("snapshot", help="orders, inventory, payments, warehouse as JSON")
     commands.add_parser("audit", help="every violated invariant; exit 0 when clean")
+    commands.add_parser(
+        "migrate", help="create the database (default catalog) or bring its schema up to date"
+    )
     commands.add_parser("reset", help="empty the database, load the default catalog")
     receive = commands.add_parser(
         "receive",
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        migrate_database()
+        print(f"migrated {database_url()}: schema version {SCHEMA_VERSION}")
+        return 0
     if args.command == "reset":
         reset_database()
         print(f"reset {database_url()}: default catalog loaded")

@@ -10,7 +10,7 @@ from threading import Lock
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from storage import models
@@ -27,6 +27,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READONLY_OPTION = "flowforge_readonly"
 
 _engines: dict[str, Engine] = {}
+_files: dict[str, tuple[Path, tuple[int, int]]] = {}  # SQLite url -> (file, its identity)
 _engines_lock = Lock()
 
 
@@ -34,28 +35,88 @@ def database_url() -> str:
     return get_settings().resolved_database_url()
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (default: the configured database), schema ensured on first use."""
+def get_engine(url: str | None = None, *, create: bool = False) -> Engine:
+    """The engine for `url` (default: the configured database), schema ensured on first use.
+    A SQLite file that does not exist is created only when `create` is set or it is the
+    embedded default; otherwise it is refused, so a removed or mistyped database is never
+    silently replaced by an empty one."""
     url = url or database_url()
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
             try:
+                path = _sqlite_file(url)
+                if path is not None and not path.exists():
+                    _refuse_missing(path, create or get_settings().is_embedded_default())
                 engine = _create_engine(url)
                 ensure_schema(engine)
-            except (ArgumentError, NoSuchModuleError, OperationalError, SchemaTooNew) as exc:
+            except (ArgumentError, ImportError, DatabaseError, SchemaTooNew) as exc:
                 reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
                 raise StorageUnavailable(f"cannot use database {url!r}: {reason}") from exc
+            if path is not None:
+                _files[url] = (path, _identity(path))
             _engines[url] = engine
-        return engine
+    _check_same_file(url)
+    return engine
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _refuse_missing(path: Path, create: bool) -> None:
+    if not create:
+        raise StorageUnavailable(
+            f"database {path} does not exist: create it with `python -m storage migrate`"
+            " (or `reset`), or point FLOWFORGE_DB_PATH / DATABASE_URL at the existing one"
+        )
+    leftovers = [p.name for p in map(path.with_name, _journals(path)) if p.exists()]
+    if leftovers:
+        raise StorageUnavailable(
+            f"database {path} does not exist but its journal does ({', '.join(leftovers)}): "
+            "was it deleted? restore it, or move the journal away to start afresh"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise StorageUnavailable(f"cannot create database {path}: {reason}") from exc
+
+
+def _journals(path: Path) -> list[str]:
+    """SQLite's companion files of `path` (a new database must not inherit them)."""
+    return [f"{path.name}{suffix}" for suffix in ("-wal", "-shm", "-journal")]
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _check_same_file(url: str) -> None:
+    """Refuse to go on writing a SQLite file that was removed or replaced under us (the
+    writes would land in a file nobody else can see)."""
+    if url not in _files:
+        return
+    path, identity = _files[url]
+    try:
+        same = _identity(path) == identity
+    except OSError:
+        same = False
+    if not same:
+        raise StorageUnavailable(
+            f"database {path} was removed or replaced since this process opened it; "
+            "restore it or restart this process"
+        )
 
 
 def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
@@ -137,9 +198,15 @@ def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator
             raise
 
 
+def migrate_database(url: str | None = None) -> None:
+    """Create the database (with the default catalog) if it is new, or upgrade its schema."""
+    get_engine(url, create=True)
+
+
 def reset_database(url: str | None = None) -> None:
-    """Drop every FlowForge table, recreate them and load the default catalog."""
-    engine = get_engine(url)
+    """Drop every FlowForge table, recreate them and load the default catalog (creating the
+    database file if need be)."""
+    engine = get_engine(url, create=True)
     with engine.begin() as connection:
         SQLModel.metadata.drop_all(connection)
     ensure_schema(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, allow_inf_nan=False, validation_alias="FLOWFORGE_LEASE_SECONDS"
     )
     # The service (api/, deployments/): see docs/service.md.
+    prefect_home: str = Field(
+        default=".flowforge/prefect", validation_alias="FLOWFORGE_PREFECT_HOME"
+    )
     api_token: str = Field(default="", validation_alias="FLOWFORGE_API_TOKEN")
     api_host: str = Field(default="127.0.0.1", validation_alias="FLOWFORGE_API_HOST")
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="FLOWFORGE_API_PORT")
@@ -61,6 +65,10 @@ class Settings(BaseSettings):
         if isinstance(value, int | float):
             return [float(value)]
         return value
+
+    def is_embedded_default(self) -> bool:
+        """No database configured: the SQLite file that the first use may create."""
+        return not self.database_url and "FLOWFORGE_DB_PATH" not in os.environ
 
     def resolved_database_url(self) -> str:
         """`DATABASE_URL`, or the SQLite file at `FLOWFORGE_DB_PATH`."""

@@ -21,7 +21,7 @@ os.environ.pop("CRASH_AT", None)
 os.environ.pop("DATABASE_URL", None)
 
 from storage.audit import audit  # noqa: E402
-from storage.db import session_scope  # noqa: E402
+from storage.db import migrate_database, session_scope  # noqa: E402
 from storage.settings import get_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "flowforge.sqlite3"
     monkeypatch.setenv("FLOWFORGE_DB_PATH", str(path))
     get_settings.cache_clear()
+    migrate_database()
     yield path
     get_settings.cache_clear()
 
@@ -74,13 +75,17 @@ PYTHON = sys.executable
 
 
 def run_module(
-    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess:
     """`python -m module args…` in a child process (default: `child_env()`), output captured."""
     return subprocess.run(
         [PYTHON, "-m", module, *args],
         env=env or child_env(),
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from storage.db import migrate_database
 from storage.settings import get_settings
 from tests.flows.helpers import place
 
@@ -41,6 +42,7 @@ def filled(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLOWFORGE_DB_PATH", str(path))
         get_settings.cache_clear()
+        migrate_database()
         orders = {}
         for label, fail_at, arguments in REAL_ORDERS:
             patch.setenv("FAIL_AT", fail_at)

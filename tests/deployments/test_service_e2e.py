@@ -15,6 +15,7 @@ import pytest
 
 from deployments.stack import Child, start, stop, wait_ready
 from flows.fulfill import record_order, run_order
+from storage.db import migrate_database
 from storage.settings import get_settings
 from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
 from tests.deployments.helpers import (
@@ -35,6 +36,7 @@ def service(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
     saved = os.environ.get("FLOWFORGE_DB_PATH")
     os.environ["FLOWFORGE_DB_PATH"] = str(db_path)
     get_settings.cache_clear()
+    migrate_database()
     env = child_env(prefect_server, FLOWFORGE_DB_PATH=str(db_path))
     children: list[Child] = []
     try:
