@@ -1,4 +1,5 @@
-"""The FastAPI app. Routes stay thin: flows record and cancel, deployments.submit starts runs,
+"""The FastAPI app. Routes stay thin: flows record, cancel and retry (the intake does the work),
+deployments.links reads the Prefect runs,
 storage reads and receives stock."""
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_token
 from api.schemas import ActionAccepted, AuditReport, OrderStarted, StockReceipt
-from deployments.submit import run_links, submit_cancel_run, submit_retry_run
+from deployments.links import run_links
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
+from flows.outcome import Outcome
+from flows.reconcile import request_retry
 from storage import lookups, operations, snapshot
 from storage import saga as log
 from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
 from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
-from storage.models import ACTIVE_STATUSES, Order, OrderCreate
+from storage.models import Order, OrderCreate
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
@@ -58,8 +61,9 @@ def invalid_request(_request: Request, exc: RequestValidationError) -> JSONRespo
 
 
 @app.get("/health")
-def health() -> dict[str, str]:
-    """Liveness; the only endpoint that needs no token."""
+async def health() -> dict[str, str]:
+    """Liveness; the only endpoint that needs no token. Async: it answers on the event loop,
+    never queued behind the worker threads that serve database reads."""
     return {"status": "ok"}
 
 
@@ -112,39 +116,29 @@ def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
     return summary
 
 
-def _accepted(order: Order, current: str, run_id: str | None, message: str) -> ActionAccepted:
+def _accepted(order: Order, outcome: Outcome) -> ActionAccepted:
     return ActionAccepted(
         workflow_id=order.workflow_id,
         order_id=order.order_id,
-        status=current,
-        flow_run_id=run_id,
-        message=message,
+        status=outcome.summary["status"],
+        changed=outcome.changed,
+        message=outcome.message,
     )
 
 
 @router.post(
     "/orders/{workflow_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={
-        **NOT_FOUND,
-        status.HTTP_409_CONFLICT: {"description": "already failed or cancelled"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "the cancel run was not submitted"},
-    },
+    responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"description": "already settled"}},
 )
 def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
-    """Flag the order for cancellation and start a cancel-order run that compensates it."""
+    """Flag the order for cancellation: its driver stops at the next step boundary, or the
+    intake compensates a completed one. `changed` is false when it was already requested."""
     order = _find(workflow_id)
     outcome = request_cancel(order.order_id)
-    current = outcome.summary["status"]
-    if current in {"failed", "cancelled"}:
+    if outcome.summary["status"] in {"failed", "cancelled"}:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
-    run_id = submit_cancel_run(order.order_id)
-    if run_id is None and current not in ACTIVE_STATUSES:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "cancellation flagged but the cancel-order run could not be submitted; try again",
-        )
-    return _accepted(order, current, run_id, outcome.message)
+    return _accepted(order, outcome)
 
 
 @router.post(
@@ -153,23 +147,16 @@ def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
     responses={
         **NOT_FOUND,
         status.HTTP_409_CONFLICT: {"description": "the order is not needs_attention"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "the retry run was not submitted"},
     },
 )
 def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
-    """Start a run that re-runs the pending compensations of a needs_attention order."""
+    """Reopen the pending compensations of a needs_attention order; the intake re-runs them.
+    `changed` is false when they are already queued or running."""
     order = _find(workflow_id)
-    if order.status != "needs_attention":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"order {order.order_id} is {order.status}; only needs_attention is retried",
-        )
-    run_id = submit_retry_run(order.order_id)
-    if run_id is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the retry run could not be submitted; try again"
-        )
-    return _accepted(order, order.status, run_id, "retry submitted")
+    outcome = request_retry(order.order_id)
+    if not outcome.changed and outcome.summary["status"] != "compensating":
+        raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
+    return _accepted(order, outcome)
 
 
 @router.get("/inventory")

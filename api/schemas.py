@@ -33,12 +33,13 @@ class OrderStarted(BaseModel):
 
 
 class ActionAccepted(BaseModel):
-    """A cancel or retry request taken: the order now, and the run that finishes the job."""
+    """A cancel or retry request taken: the order now; `changed` is false when the same
+    request was already pending (it is carried out once)."""
 
     workflow_id: str
     order_id: str
     status: str
-    flow_run_id: str | None
+    changed: bool
     message: str
 
 

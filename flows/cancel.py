@@ -15,11 +15,10 @@ from prefect.runtime import flow_run
 from flows.cli import run_command, valid_order_id
 from flows.fulfill import order_result
 from flows.outcome import Outcome, exit_code, human_summary, publish_artifact, run_locally
-from flows.saga import CANCELLED_REASON, drive_order
+from flows.saga import settle_order
 from storage import saga as log
 from storage.cli import OneLineParser
 from storage.db import session_scope
-from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
 
 POLL_SECONDS = 0.25
@@ -27,13 +26,15 @@ SETTLED = frozenset({"failed", "cancelled"})
 
 
 def request_cancel(order_id: str) -> Outcome:
-    """Only flag the order; whoever drives it stops at the next step boundary."""
+    """Only flag the order (and reopen the compensations of one that needs attention):
+    whoever drives it stops at the next step boundary; the intake takes a completed one."""
     with session_scope() as session:
         order = log.get_order(session, order_id=order_id)
         if order.status in SETTLED:
             flagged = False
         else:
             flagged = log.request_cancel(session, order_id=order_id)
+            log.reopen_compensations(session, order_id=order_id)
     summary = order_result(order_id)
     if summary["status"] in SETTLED:
         return Outcome(summary, False, f"order {order_id} is already {summary['status']}")
@@ -41,28 +42,18 @@ def request_cancel(order_id: str) -> Outcome:
     return Outcome(summary, flagged, message)
 
 
-def _take_over(order_id: str, owner: str, status: str) -> str | None:
-    """Drive the order to its cancelled end ourselves if its lease is free or expired."""
-    if status in ACTIVE_STATUSES:
-        return drive_order(order_id, owner)
-    undo = {"status": "compensating"}  # completed or needs_attention: unwind what is registered
-    if status == "completed":
-        undo["failure_reason"] = CANCELLED_REASON
-    return drive_order(order_id, owner, statuses=frozenset({status}), before=undo)
-
-
 def _cancel(order_id: str, owner: str) -> Outcome:
     requested = request_cancel(order_id)
     if requested.summary["status"] in SETTLED:
         return requested
     deadline = time.monotonic() + 2 * get_settings().lease_seconds
-    retried_compensations = False
+    drove = False
     while True:
         status = order_result(order_id)["status"]
-        if status in SETTLED or (status == "needs_attention" and retried_compensations):
+        if status in SETTLED or (status == "needs_attention" and drove):
             break
-        driven = _take_over(order_id, owner, status)
-        retried_compensations |= status == "needs_attention" and driven is not None
+        driven = settle_order(order_id, owner)
+        drove |= driven is not None
         if driven is None:  # a live process drives it and will see the flag; wait for it
             if time.monotonic() > deadline:
                 break

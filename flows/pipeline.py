@@ -29,7 +29,7 @@ from flows.outcome import (
     publish_artifact,
     status_of_state,
 )
-from flows.saga import drive_order
+from flows.saga import settle_order
 from storage.settings import get_settings
 
 ROTATE_ORDERS = 1000
@@ -48,9 +48,9 @@ logger = logging.getLogger(__name__)
     persist_result=False,
 )
 def fulfill_order_task(order_id: str, lease_owner: str) -> State:
-    """One order, already leased to `lease_owner`, driven to its end as one task run."""
-    run_id = str(task_run.get_id())
-    if drive_order(order_id, owner=lease_owner, before={"task_run_id": run_id}) is None:
+    """One order, already leased to `lease_owner`, driven to its end (or, when a cancellation
+    was requested, compensated) as one task run."""
+    if settle_order(order_id, lease_owner, task_run_id=str(task_run.get_id())) is None:
         return handed_over(order_result(order_id))
     summary = order_result(order_id)
     publish_artifact(summary)

@@ -101,6 +101,20 @@ def reconcile(stale_after: float = DEFAULT_STALE_AFTER, retry_order_id: str | No
     return {"summary": outcome.summary, "changed": outcome.changed, "message": outcome.message}
 
 
+def request_retry(order_id: str) -> Outcome:
+    """Reopen a `needs_attention` order's pending compensations for the intake to re-run."""
+    with session_scope() as session:
+        reopened = log.reopen_compensations(session, order_id=order_id)
+    summary = order_result(order_id)
+    if reopened:
+        return Outcome(summary, True, f"retry of order {order_id} requested")
+    if summary["status"] == "compensating":
+        return Outcome(summary, False, f"order {order_id} is already compensating")
+    return Outcome(
+        summary, False, f"order {order_id} is {summary['status']}; only needs_attention is retried"
+    )
+
+
 def retry_order(order_id: str) -> Outcome:
     """Re-run the pending compensations of a `needs_attention` order in this process."""
     order_result(order_id)  # raises OrderNotFound before a flow run is made

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from storage import saga as log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
-from storage.models import Order, SagaStep
+from storage.models import ACTIVE_STATUSES, Order, SagaStep
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
@@ -229,3 +229,17 @@ def drive_order(
     finally:
         with session_scope() as session:
             log.release_lease(session, order_id=order_id, owner=owner)
+
+
+def settle_order(order_id: str, owner: str, **fields: Any) -> str | None:
+    """Drive the order to its end from wherever it stands: forward or unwinding when in
+    progress; fully compensated when it is completed (or needs attention) and a cancellation
+    was requested. None when another process holds it. `fields` are set once it is ours."""
+    with session_scope() as session:
+        order = log.get_order(session, order_id=order_id)
+    if order.status in ACTIVE_STATUSES:
+        return drive_order(order_id, owner, before=fields)
+    undo = {"status": "compensating", **fields}  # unwind whatever is on the rollback stack
+    if order.status == "completed":
+        undo["failure_reason"] = CANCELLED_REASON
+    return drive_order(order_id, owner, statuses=frozenset({order.status}), before=undo)

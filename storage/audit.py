@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
@@ -134,26 +134,32 @@ def _nothing_is_duplicated(session: Session) -> list[str]:
 
 
 def _every_order_is_settled_or_leased(session: Session) -> list[str]:
-    """Stuck orders: in progress under an expired lease (whoever drove it died or stalled),
-    or recorded and waiting longer than `QUEUE_GRACE_SECONDS` (no intake is taking orders).
-    An order that waits less is queued, not stuck."""
+    """Stuck orders: in progress under an expired lease (whoever drove it died or stalled);
+    or waiting, unheld, longer than `QUEUE_GRACE_SECONDS` since their last change (no intake
+    is taking orders) — an order in progress, or a completed one whose cancellation was
+    requested. An order that waits less is queued, not stuck."""
     now = utcnow()
-    queued_since = now - timedelta(seconds=QUEUE_GRACE_SECONDS)
+    waited = and_(
+        col(Order.lease_owner).is_(None),
+        col(Order.updated_at) < now - timedelta(seconds=QUEUE_GRACE_SECONDS),
+    )
     rows = session.exec(
-        select(Order.order_id, Order.status, Order.lease_expires_at, Order.created_at).where(
-            col(Order.status).not_in(sorted(TERMINAL_STATUSES)),
+        select(Order.order_id, Order.status, Order.lease_expires_at, Order.updated_at).where(
             or_(
-                col(Order.lease_expires_at) < now,
-                and_(col(Order.lease_expires_at).is_(None), col(Order.created_at) < queued_since),
-            ),
+                and_(
+                    col(Order.status).not_in(sorted(TERMINAL_STATUSES)),
+                    or_(col(Order.lease_expires_at) < now, waited),
+                ),
+                and_(col(Order.status) == "completed", col(Order.cancel_requested), waited),
+            )
         )
     ).all()
-    return [
-        f"order {oid} is {state} without a live lease"
-        + (
-            f" (expired {expires:%Y-%m-%d %H:%M:%S})"
-            if expires
-            else f" (waiting since {created:%Y-%m-%d %H:%M:%S}: is an intake running?)"
-        )
-        for oid, state, expires, created in rows
-    ]
+    return [_stuck(*row) for row in rows]
+
+
+def _stuck(order_id: str, status: str, expires: datetime | None, since: datetime) -> str:
+    if status == "completed":
+        return f"order {order_id} is completed; its cancellation ({since:%F %T}) never ran"
+    why = f"expired {expires:%F %T}" if expires else f"waiting since {since:%F %T}"
+    hint = "" if expires else ": is an intake running?"
+    return f"order {order_id} is {status} without a live lease ({why}{hint})"

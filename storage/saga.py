@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage.db import insert_once, session_scope
@@ -122,19 +122,23 @@ def acquire_lease(
 
 
 def _unclaimed(now: datetime) -> tuple[Any, ...]:
-    """Pending orders that nobody holds: the intake's queue."""
+    """Orders with work to do that nobody holds: the intake's queue. Recorded orders (also
+    when a claim lapsed before they started), orders whose driver let go mid-way (a retry
+    reopened its compensations), and completed orders with a cancellation to carry out."""
+    free = col(Order.lease_owner).is_(None)
     return (
-        col(Order.status) == "pending",
-        or_(col(Order.lease_owner).is_(None), col(Order.lease_expires_at) < now),
+        or_(
+            and_(col(Order.status) == "pending", or_(free, col(Order.lease_expires_at) < now)),
+            and_(col(Order.status).in_(["running", "compensating"]), free),
+            and_(col(Order.status) == "completed", col(Order.cancel_requested), free),
+        ),
     )
 
 
 def pending_unclaimed(session: Session) -> bool:
     """Whether any order waits for an intake (a cheap read before claiming)."""
-    return (
-        session.exec(select(Order.order_id).where(*_unclaimed(utcnow())).limit(1)).first()
-        is not None
-    )
+    query = select(Order.order_id).where(*_unclaimed(utcnow())).limit(1)
+    return session.exec(query).first() is not None
 
 
 def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: float) -> list[str]:
@@ -230,6 +234,22 @@ def request_cancel(session: Session, *, order_id: str) -> bool:
         update(Order)
         .where(col(Order.order_id) == order_id, col(Order.cancel_requested).is_(False))
         .values(cancel_requested=True, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def reopen_compensations(session: Session, *, order_id: str) -> bool:
+    """Put a `needs_attention` order that nobody holds back to `compensating` so that its
+    pending compensations run again (by the intake, or whoever takes it); False otherwise."""
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(
+            col(Order.order_id) == order_id,
+            col(Order.status) == "needs_attention",
+            or_(col(Order.lease_owner).is_(None), col(Order.lease_expires_at) < now),
+        )
+        .values(status="compensating", lease_owner=None, lease_expires_at=None, updated_at=now)
     )
     return result.rowcount == 1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from deployments import submit
 from deployments.serve import deployment_specs, runner_deployments
 
 
@@ -26,8 +25,3 @@ def test_runner_serves_the_deployments_of_prefect_yaml():
         assert specs[name]["work_pool"]["name"] == "flowforge"
     assert [s.schedule.interval for s in served["reconcile"].schedules] == [timedelta(seconds=60)]
     assert served["fulfill-order"].schedules == []
-
-
-def test_submission_targets_are_served_deployments():
-    names = {f"{d.flow_name}/{d.name}" for d in runner_deployments()}
-    assert {submit.CANCEL_ORDER, submit.RECONCILE} < names

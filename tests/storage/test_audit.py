@@ -159,6 +159,15 @@ def test_cli_exit_codes(db):
 def test_a_queued_order_is_healthy_until_it_waits_too_long(db):
     make_order("o1", "pending", whole=False)
     assert problems() == []  # just recorded: the intake has not taken it yet
-    corrupt(update(Order).values(created_at=utcnow() - timedelta(seconds=61)))
+    corrupt(update(Order).values(updated_at=utcnow() - timedelta(seconds=61)))
     assert [p for p in problems() if p.startswith("order o1 is pending without a live lease")]
     assert "is an intake running?" in problems()[0]
+
+
+def test_a_cancellation_nobody_carries_out_is_reported(db):
+    make_order("o1", "completed")
+    corrupt(update(Order).values(cancel_requested=True))
+    assert problems() == []  # just requested: queued for the intake
+    corrupt(update(Order).values(updated_at=utcnow() - timedelta(seconds=61)))
+    assert len(problems()) == 1
+    assert problems()[0].startswith("order o1 is completed; its cancellation (")

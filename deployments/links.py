@@ -1,6 +1,5 @@
-"""Starting cancel and retry runs without waiting for them (the API's door to the
-deployments), and reading the state of an order's runs. A run that cannot be submitted
-(server down, 503 under load) returns None: the request is already recorded."""
+"""The Prefect runs of an order, as the API shows them: id, state and UI link, read with one
+long-lived client and a short timeout, so a slow Prefect server never holds up a status."""
 
 from __future__ import annotations
 
@@ -18,49 +17,10 @@ from prefect.settings import (
 )
 
 from flows.outcome import PREFECT_ERRORS
-from storage.settings import get_settings
 
-CANCEL_ORDER = "cancel-order/cancel-order"
-RECONCILE = "reconcile/reconcile"
-READ_TIMEOUT_SECONDS = 5.0
 LINK_TIMEOUT_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
-
-
-def create_run(
-    deployment: str, parameters: dict[str, Any], idempotency_key: str | None = None
-) -> str | None:
-    """Create a run of `deployment` (`flow/deployment`); its id, or None if Prefect refused."""
-    if not PREFECT_API_URL.value():
-        logger.warning("PREFECT_API_URL is not set: no run of %s submitted", deployment)
-        return None
-    retries = {PREFECT_CLIENT_MAX_RETRIES: get_settings().submit_retries}
-    try:
-        with (
-            temporary_settings(updates=retries),
-            get_client(
-                sync_client=True, httpx_settings={"timeout": READ_TIMEOUT_SECONDS}
-            ) as client,
-        ):
-            deployment_id = client.read_deployment_by_name(deployment).id
-            run = client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key
-            )
-    except PREFECT_ERRORS as exc:
-        logger.warning("could not submit a run of %s: %s: %s", deployment, type(exc).__name__, exc)
-        return None
-    return str(run.id)
-
-
-def submit_cancel_run(order_id: str) -> str | None:
-    """Start a cancel-order run for a cancellation already requested on the order."""
-    return create_run(CANCEL_ORDER, {"order_id": order_id})
-
-
-def submit_retry_run(order_id: str) -> str | None:
-    """Start a reconcile run that retries one needs_attention order."""
-    return create_run(RECONCILE, {"retry_order_id": order_id})
 
 
 def run_links(*, flow_run_id: str | None, task_run_id: str | None) -> dict[str, Any]:
