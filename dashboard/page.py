@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import failures, money, orders, overview, saga_view, sidebar, stock
+from dashboard import failures, gate, money, orders, overview, saga_view, sidebar, stock
 from dashboard.actions import NOTICE_KEY
 
 EMPTY_STATE = (
@@ -48,5 +48,7 @@ def live() -> None:
 def main() -> None:
     """Render the dashboard."""
     st.set_page_config(page_title="FlowForge", page_icon="🔁", layout="wide")
+    if not gate.signed_in():
+        return
     every = sidebar.render()
     st.fragment(live, run_every=every)()
