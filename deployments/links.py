@@ -4,6 +4,9 @@ long-lived client and a short timeout, so a slow Prefect server never holds up a
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -19,6 +22,11 @@ from prefect.settings import (
 from flows.outcome import PREFECT_ERRORS
 
 LINK_TIMEOUT_SECONDS = 1.0
+STATE_TTL_SECONDS = 1.0
+MAX_REMEMBERED = 10_000
+
+_states: dict[str, tuple[float, dict[str, str | None]]] = {}
+_states_lock = threading.Lock()
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +49,19 @@ def _link(kind: str, run_id: str) -> dict[str, Any]:
         "state_type": None,
         "url": f"{ui_url}/runs/{kind}/{run_id}" if ui_url else None,
     }
-    if not PREFECT_API_URL.value():
-        return info
+    if PREFECT_API_URL.value():
+        info.update(_state(kind, run_id))
+    return info
+
+
+def _state(kind: str, run_id: str) -> dict[str, str | None]:
+    """The run's state name and type: a final state is remembered for good, another for
+    `STATE_TTL_SECONDS`, so clients polling a status do not each become a Prefect call."""
+    now = time.monotonic()
+    with _states_lock:
+        known = _states.get(run_id)
+    if known is not None and known[0] > now:
+        return known[1]
     try:
         client = _status_client()
         with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
@@ -53,10 +72,16 @@ def _link(kind: str, run_id: str) -> dict[str, Any]:
             )
     except PREFECT_ERRORS as exc:
         logger.warning("could not read %s %s: %s", kind, run_id, exc)
-        return info
-    if run.state is not None:
-        info.update(state=run.state.name, state_type=run.state.type.value)
-    return info
+        return {}
+    if run.state is None:
+        return {}
+    state = {"state": run.state.name, "state_type": run.state.type.value}
+    until = math.inf if run.state.is_final() else now + STATE_TTL_SECONDS
+    with _states_lock:
+        if len(_states) >= MAX_REMEMBERED:
+            _states.clear()
+        _states[run_id] = (until, state)
+    return state
 
 
 @cache

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -37,6 +37,10 @@ SERVER_BATCHING = {
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
 }
 STOP_TIMEOUT_SECONDS = 15.0
+BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+MAX_CRASHES = 5
+CRASH_WINDOW_SECONDS = 300.0
+PREFECT_AUTH_USER = "flowforge"
 
 
 class Stop(Exception):
@@ -45,9 +49,16 @@ class Stop(Exception):
 
 @dataclass
 class Child:
+    """A process the stack started, and what it takes to start it again."""
+
     name: str
     url: str
     process: subprocess.Popen[bytes]
+    argv: list[str]
+    env: dict[str, str]
+    started_at: float = field(default_factory=time.time)
+    ready: Callable[[Child], bool] | None = None
+    crashes: list[float] = field(default_factory=list)
 
 
 def descendants(pid: int) -> set[int]:
@@ -72,20 +83,53 @@ def descendants(pid: int) -> set[int]:
 
 def start(name: str, url: str, argv: list[str], env: dict[str, str]) -> Child:
     """Start a child in its own process group, so it and everything it starts can be stopped."""
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-    return Child(name, url, process)
+    return Child(name, url, _spawn(argv, env), argv, env)
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+
+
+def bring_up(
+    children: list[Child],
+    name: str,
+    url: str,
+    argv: list[str],
+    env: dict[str, str],
+    ready: Callable[[Child], bool],
+) -> Child:
+    """Start a part of the stack and wait until it serves; it is restarted if it crashes."""
+    child = start(name, url, argv, env)
+    child.ready = ready
+    children.append(child)
+    wait_for(child, lambda: ready(child), name)
+    return child
+
+
+def restart(child: Child) -> None:
+    """Start a crashed child again (what it started is stopped first) and wait until ready."""
+    stop([child])
+    child.process, child.started_at = _spawn(child.argv, child.env), time.time()
+    if child.ready is not None:
+        wait_for(child, lambda: child.ready(child), child.name)
 
 
 def wait_ready(child: Child, check_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     """Poll `check_url` until it answers 200; fail if the child dies or time runs out."""
-    wait_for(child, lambda: _answers(check_url), check_url, timeout)
+    wait_for(child, lambda: answers(check_url), check_url, timeout)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """True when `url` answers 200."""
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def file_touched(path: Path) -> Callable[[Child], bool]:
+    """Ready when the child (re)created `path` after it started."""
+    return lambda child: path.exists() and path.stat().st_mtime >= child.started_at - 1
 
 
 def wait_for(
@@ -143,11 +187,20 @@ def child_env(api_url: str) -> dict[str, str]:
         DO_NOT_TRACK="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
+    if token := get_settings().api_token:  # the Prefect server is as closed as the API
+        env["PREFECT_API_AUTH_STRING"] = f"{PREFECT_AUTH_USER}:{token}"
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def launch(args: argparse.Namespace, children: list[Child]) -> None:
-    """Start every part in order, each one ready before the next; append each to `children`."""
+    """Start every part in order, each one serving before the next; append each to
+    `children`."""
     python = sys.executable
     api_url = PREFECT_API_URL.value() or ""
     if not api_url:
@@ -155,53 +208,88 @@ def launch(args: argparse.Namespace, children: list[Child]) -> None:
         prefect_home = Path(get_settings().prefect_home).expanduser().absolute()
         prefect_home.mkdir(parents=True, exist_ok=True)
         env = SERVER_BATCHING | child_env(api_url) | {"PREFECT_HOME": str(prefect_home)}
-        server = start(
+        if "PREFECT_API_AUTH_STRING" in env:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"]
+        bring_up(
+            children,
             "Prefect server (UI)",
             api_url.removesuffix("/api"),
             [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
             + ["--port", str(args.prefect_port)],
             env,
+            lambda _child: answers(f"{api_url}/health"),
         )
-        children.append(server)
-        wait_ready(server, f"{api_url}/health")
     env = child_env(api_url)
-    runner = start("runner", "", [python, "-m", "deployments.serve"], env)
-    children.append(runner)
-    wait_ready(runner, f"{api_url}/deployments/name/fulfill-order/fulfill-order")
-    ready_file = Path(tempfile.mkdtemp(prefix="flowforge-stack-")) / "intake.ready"
-    intake = start(
-        "intake", "", [python, "-m", "flows.intake", "--ready-file", str(ready_file)], env
+    runner_port = free_port()  # the runner's own health endpoint: it answers once it polls
+    bring_up(
+        children,
+        "runner",
+        "",
+        [python, "-m", "deployments.serve"],
+        env
+        | {"PREFECT_RUNNER_SERVER_ENABLE": "true", "PREFECT_RUNNER_SERVER_PORT": str(runner_port)},
+        lambda _child: answers(f"http://localhost:{runner_port}/health"),
     )
-    children.append(intake)
-    wait_for(intake, ready_file.exists, "its first look for orders")
+    ready_file = Path(tempfile.mkdtemp(prefix="flowforge-stack-")) / "intake.ready"
+    bring_up(
+        children,
+        "intake",
+        "",
+        [python, "-m", "flows.intake", "--ready-file", str(ready_file)],
+        env,
+        file_touched(ready_file),
+    )
     api_base = f"http://{get_settings().api_host}:{args.api_port}"
-    api = start("API", api_base, [python, "-m", "api", "--port", str(args.api_port)], env)
-    children.append(api)
-    wait_ready(api, f"{api_base}/health")
+    bring_up(
+        children,
+        "API",
+        api_base,
+        [python, "-m", "api", "--port", str(args.api_port)],
+        env,
+        lambda _child: answers(f"{api_base}/health"),
+    )
     if args.no_dashboard:
         return
-    if not DASHBOARD.exists():
-        print(f"no dashboard: {DASHBOARD.relative_to(ROOT)} does not exist yet", flush=True)
-        return
-    dashboard = start(
+    dashboard_url = f"http://127.0.0.1:{args.dashboard_port}"
+    bring_up(
+        children,
         "dashboard",
-        f"http://127.0.0.1:{args.dashboard_port}",
+        dashboard_url,
         [python, "-m", "streamlit", "run", str(DASHBOARD), "--server.headless", "true"]
         + ["--server.address", "127.0.0.1", "--server.port", str(args.dashboard_port)]
         + ["--browser.gatherUsageStats", "false"],
         env,
+        lambda _child: answers(f"{dashboard_url}/_stcore/health"),
     )
-    children.append(dashboard)
-    wait_ready(dashboard, f"{dashboard.url}/_stcore/health")
 
 
 def supervise(children: list[Child]) -> int:
-    """Block until a signal arrives (0) or a child dies (1)."""
+    """Keep every part serving until a signal arrives (0): a child that exits is restarted
+    after a growing pause while the others go on (orders are still recorded and wait); one
+    that crashes more than `MAX_CRASHES` times within `CRASH_WINDOW_SECONDS` ends the stack
+    (1)."""
     while True:
         for child in children:
-            if child.process.poll() is not None:
-                print(f"{child.name} exited with code {child.process.returncode}", flush=True)
+            if child.process.poll() is None:
+                continue
+            code, now = child.process.returncode, time.monotonic()
+            child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW_SECONDS] + [now]
+            if len(child.crashes) > MAX_CRASHES:
+                print(
+                    f"{child.name} exited with code {code}, {len(child.crashes)} times in "
+                    f"{CRASH_WINDOW_SECONDS:.0f} s: giving up",
+                    flush=True,
+                )
                 return 1
+            pause = BACKOFF_SECONDS[min(len(child.crashes), len(BACKOFF_SECONDS)) - 1]
+            print(f"{child.name} exited with code {code}; restarting in {pause:g} s", flush=True)
+            time.sleep(pause)
+            try:
+                restart(child)
+            except RuntimeError as exc:  # seen again on the next round, counted as a crash
+                print(f"{child.name} did not come back: {exc}", flush=True)
+            else:
+                print(f"{child.name} is serving again", flush=True)
         time.sleep(0.5)
 
 

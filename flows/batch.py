@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from flows.cli import ORDER_ID_PATTERN, run_command
+from flows.cli import run_command
 from flows.fulfill import record_order
 from flows.outcome import EXIT_CODES, EXIT_IN_PROGRESS
 from flows.pipeline import Pipeline, run_until_stopped
@@ -47,16 +47,10 @@ class BadLine(ValueError):
     """A line that is not an order; the message says why."""
 
 
-class OrderLine(OrderCreate):
-    """A line of a batch file: an order, with the id to give it (derived when absent)."""
-
-    order_id: str | None = Field(default=None, pattern=ORDER_ID_PATTERN.pattern)
-
-
-def parse_line(fields: dict[str, Any]) -> OrderLine:
+def parse_line(fields: dict[str, Any]) -> OrderCreate:
     """One line's fields as an order, or `BadLine` naming each bad field."""
     try:
-        return OrderLine.model_validate(fields)
+        return OrderCreate.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()

@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from storage.cli import OneLineParser, number, whole_number
 from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
+from storage.models import ORDER_ID
 from tasks.faults import FaultSpecError, validate
 
-ORDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+ORDER_ID_PATTERN = re.compile(ORDER_ID)
 MAX_QUANTITY = 1_000_000
 MAX_SECONDS = 7 * 24 * 3600  # a week: longer is a typo (or inf), not a setting
 

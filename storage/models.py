@@ -84,6 +84,7 @@ class OrderBase(SQLModel):
     payment_method: str
 
 
+ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # order and workflow ids
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
@@ -91,7 +92,7 @@ Text = Annotated[
 
 
 class OrderCreate(BaseModel):
-    """A new order; `workflow_id` is optional (generated from the order id when absent)."""
+    """A new order; `order_id` and `workflow_id` are optional (generated when absent)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -99,9 +100,8 @@ class OrderCreate(BaseModel):
     quantity: int = Check(strict=True, ge=1, le=1_000_000, examples=[2])
     customer_id: Text = Check(examples=["cust-42"])
     payment_method: Text = Check(examples=["tok_visa"])
-    workflow_id: str | None = Check(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["order-42"]
-    )
+    order_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["ord_42"])
+    workflow_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["order-42"])
 
 
 class Order(OrderBase, table=True):

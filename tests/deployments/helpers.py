@@ -9,17 +9,11 @@ from typing import Any
 
 import httpx
 
-from deployments.stack import Child, start, wait_for, wait_ready
+from deployments.stack import Child, free_port, start, wait_for, wait_ready
 from tests.api.helpers import order_body
 from tests.conftest import PYTHON
 
 TERMINAL = {"completed", "failed", "needs_attention", "cancelled"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
@@ -44,17 +38,19 @@ def start_intake(env: dict[str, str], workdir: Path) -> Child:
 
 
 def task_run_state(
-    task_run_id: str, api_url: str | None = None, timeout: float = 30
+    task_run_id: str, api_url: str | None = None, timeout: float = 30, auth: str | None = None
 ) -> tuple[str, str]:
     """(type, name) of a task run's state once it is final (the server records task-run
-    states from events, a moment after they happen); asks `api_url` or this process's."""
+    states from events, a moment after they happen); asks `api_url` or this process's
+    server, with the `auth` string ("user:password") when it is closed."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + timeout
+    url = api_url or PREFECT_API_URL.value()
     with (
-        temporary_settings(updates={PREFECT_API_URL: api_url or PREFECT_API_URL.value()}),
+        temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth}),
         get_client(sync_client=True) as client,
     ):
         while True:
@@ -79,23 +75,29 @@ def start_prefect_server(env: dict[str, str], port: int) -> Child:
     return server
 
 
-def post_order(base: str, **changes: Any) -> dict[str, Any]:
-    response = httpx.post(f"{base}/orders", json=order_body(**changes), timeout=60)
+def post_order(base: str, headers: dict[str, str] | None = None, **changes: Any) -> dict:
+    response = httpx.post(f"{base}/orders", json=order_body(**changes), timeout=60, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def status_of(base: str, workflow_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{base}/orders/{workflow_id}/status", timeout=30)
+def status_of(base: str, workflow_id: str, headers: dict[str, str] | None = None) -> dict:
+    response = httpx.get(f"{base}/orders/{workflow_id}/status", timeout=30, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def wait_until(base: str, workflow_id: str, statuses: set[str], timeout: float = 90) -> dict:
+def wait_until(
+    base: str,
+    workflow_id: str,
+    statuses: set[str],
+    timeout: float = 90,
+    headers: dict[str, str] | None = None,
+) -> dict:
     """Poll the order's status until it is in `statuses`; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        summary = status_of(base, workflow_id)
+        summary = status_of(base, workflow_id, headers)
         if summary["status"] in statuses:
             return summary
         assert time.monotonic() < deadline, f"{workflow_id} still {summary['status']}"
