@@ -4,24 +4,17 @@ stopped (SIGTERM, then SIGKILL for whatever outlives it) by the stack's own help
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deployments.stack import SERVER_BATCHING, Child, stop, wait_ready
+from deployments.stack import SERVER_BATCHING, Child, free_port, stop, wait_ready
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -31,7 +24,7 @@ def service(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> 
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    child = Child(" ".join(argv[1:4]), ready_url, process)
+    child = Child(" ".join(argv[1:4]), ready_url, process, argv, env)
     try:
         try:
             wait_ready(child, ready_url, READY_SECONDS)
