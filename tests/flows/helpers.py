@@ -102,3 +102,87 @@ def completions_per_step(summary: dict[str, Any]) -> dict[str, int]:
         if event["status"] in {"completed", "compensated"}:
             counts[event["step"]] = counts.get(event["step"], 0) + 1
     return counts
+
+
+# --- the intake and the batch (tests/flows/test_intake.py, tests/flows/test_batch.py) ---
+
+
+def orders_by_id() -> dict[str, Any]:
+    """Every row of the orders table (leases included), oldest first, in one snapshot."""
+    from sqlmodel import col, select
+
+    from storage.models import Order
+
+    with session_scope(readonly=True) as session:
+        rows = session.exec(select(Order).order_by(col(Order.created_at)))
+        return {order.order_id: order for order in rows}
+
+
+def record_orders(
+    prefix: str, count: int, *, product_id: str = "SKU-003", quantity: int = 1
+) -> list[str]:
+    """Record `count` pending orders `prefix-00`, `prefix-01`…; nothing runs them."""
+    return [
+        record_order(
+            product_id=product_id,
+            quantity=quantity,
+            customer_id=f"cust-{prefix}-{i}",
+            payment_method="tok_visa",
+            order_id=f"{prefix}-{i:02d}",
+        )[0]
+        for i in range(count)
+    ]
+
+
+def wait_until(condition: Any, what: str, timeout: float = 120) -> None:
+    """Poll `condition()` until it is true; fail (naming `what`) after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def sweep(api_url: str) -> dict[str, Any]:
+    """`python -m flows.reconcile --stale-after 0` in a child; its JSON report."""
+    from tests.conftest import run_module
+
+    result = run_module("flows.reconcile", "--stale-after", "0", env=child_env(api_url))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def side_effects() -> dict[str, dict[str, int]]:
+    """{kind: {order id: rows}} for every reservation, charge and warehouse record."""
+    from collections import Counter
+
+    from sqlmodel import select
+
+    from storage.models import Payment, Reservation, WarehouseRecord
+
+    with session_scope(readonly=True) as session:
+        return {
+            kind: dict(Counter(session.exec(select(model.order_id))))
+            for kind, model in (
+                ("reservation", Reservation),
+                ("payment", Payment),
+                ("warehouse", WarehouseRecord),
+            )
+        }
+
+
+def assert_side_effects_once(order_ids: set[str]) -> None:
+    """These orders, and only they, have a reservation, a charge and a warehouse record,
+    exactly one of each (whatever became of it since)."""
+    for kind, rows in side_effects().items():
+        assert set(rows) == order_ids, kind
+        assert set(rows.values()) <= {1}, (kind, rows)
+
+
+STEP_NAMES = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
+
+
+def ran_once(order_id: str) -> bool:
+    """Every step of the order reported success exactly once (a retry's failures aside)."""
+    return completions_per_step(order_result(order_id)) == dict.fromkeys(STEP_NAMES, 1)

@@ -1,0 +1,174 @@
+"""The batch (`python -m flows.batch FILE --json`): bad lines reported and skipped, JSONL and
+CSV, a file run twice charges nobody twice, FAIL_AT compensates exactly the failing orders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.batch import derived_order_id
+from flows.fulfill import order_result
+from tests.conftest import assert_audit_clean, child_env, run_module
+from tests.flows.helpers import engine_state, orders_by_id, ran_once
+
+ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
+
+
+def order_line(order_id: str | None = None, **changes: Any) -> str:
+    """One JSONL line: an order of one SKU-003 unit, with `changes` (None drops a field)."""
+    fields = {
+        "order_id": order_id,
+        "product_id": "SKU-003",
+        "quantity": 1,
+        "customer_id": f"cust-{order_id}",
+        "payment_method": "tok_visa",
+    } | changes
+    return json.dumps({key: value for key, value in fields.items() if value is not None})
+
+
+def run_batch(
+    api_url: str, path: Path, *args: str, **env: str
+) -> tuple[int, dict[str, Any] | None, str]:
+    """`python -m flows.batch PATH --json` in a child: exit code, JSON summary, stderr."""
+    result = run_module(
+        "flows.batch", str(path), "--json", *args, env=child_env(api_url, **env), timeout=180
+    )
+    lines = result.stdout.strip().splitlines()
+    return result.returncode, json.loads(lines[-1]) if lines else None, result.stderr
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def assert_only_orders(expected: set[str]) -> None:
+    """The orders table holds exactly these orders, each completed."""
+    rows = orders_by_id()
+    assert set(rows) == expected
+    assert {row.status for row in rows.values()} == {"completed"}
+
+
+@pytest.mark.usefixtures("db")
+def test_jsonl_bad_lines_are_reported_and_skipped(prefect_server, tmp_path):
+    lines = [
+        order_line("good-1"),
+        "this is not JSON",
+        order_line(None, customer_id="cust-derived"),  # no id: derived from the line
+        "[1, 2, 3]",
+        order_line("bad-bool", quantity=True),
+        order_line("bad-missing", payment_method=None),
+        order_line("bad-unknown", color="red"),
+        order_line("order-good-1"),  # the workflow id of good-1: a different order
+        order_line("good-2", product_id="SKU-001", quantity=2),
+    ]
+    path = write(tmp_path / "orders.jsonl", lines)
+    code, summary, err = run_batch(prefect_server, path)
+    assert code == 1, err[-2000:]
+
+    reasons = {bad["line"]: bad["error"] for bad in summary["bad_lines"]}
+    assert sorted(reasons) == [2, 4, 5, 6, 7, 8]
+    assert summary["bad_line_count"] == 6
+    assert "not an order" in reasons[2]
+    assert "not an order" in reasons[4]
+    assert reasons[5].startswith("quantity:")
+    assert reasons[6].startswith("payment_method:")
+    assert reasons[7].startswith("color:")
+    assert "good-1" in reasons[8] and "already used" in reasons[8]
+
+    assert summary["statuses"] == {"completed": 3}
+    assert (summary["orders"], summary["already_settled"]) == (3, 0)
+    assert summary["unfinished"] == []
+    assert_only_orders({"good-1", "good-2", derived_order_id(3, lines[2])})
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_csv_with_a_header(prefect_server, tmp_path):
+    path = write(
+        tmp_path / "orders.csv",
+        [
+            "order_id,product_id,quantity,customer_id,payment_method",
+            "csv-1,SKU-003,2,cust-1,tok_visa",
+            "csv-2,SKU-003,two,cust-2,tok_visa",  # not a number
+            "csv-3,SKU-003,1,cust-3",  # a column short
+            "csv-4,SKU-001, 3 ,cust-4,tok_visa",
+            "csv-5,SKU-003,1,,tok_visa",  # no customer
+            ",SKU-002,1,cust-6,tok_visa",  # no id: derived from the line
+        ],
+    )
+    code, summary, err = run_batch(prefect_server, path)
+    assert code == 1, err[-2000:]
+    reasons = {bad["line"]: bad["error"] for bad in summary["bad_lines"]}
+    assert sorted(reasons) == [3, 4, 6]  # the header is line 1
+    assert reasons[3].startswith("quantity:")
+    assert "not an order" in reasons[4]
+    assert reasons[6].startswith("customer_id:")
+    assert summary["statuses"] == {"completed": 3}
+    derived = derived_order_id(7, ",SKU-002,1,cust-6,tok_visa\n")
+    assert_only_orders({"csv-1", "csv-4", derived})
+    assert order_result("csv-4")["quantity"] == 3
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_the_same_file_twice_charges_nobody_twice(prefect_server, tmp_path):
+    lines = [order_line(f"twice-{i}") for i in range(4)]
+    lines += [order_line(None, customer_id=f"anon-{i}") for i in range(3)]  # derived ids
+    path = write(tmp_path / "twice.jsonl", lines)
+    code, first, err = run_batch(prefect_server, path)
+    assert code == 0, err[-2000:]
+    assert first["statuses"] == {"completed": 7}
+    charged = engine_state()["payments"]
+    assert len(charged) == 7
+
+    code, second, err = run_batch(prefect_server, path)
+    assert code == 0, err[-2000:]
+    assert (second["orders"], second["statuses"], second["already_settled"]) == (0, {}, 7)
+    assert second["bad_line_count"] == 0
+    assert engine_state()["payments"] == charged
+    assert len(orders_by_id()) == 7
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_fail_at_compensates_exactly_the_matching_orders(prefect_server, tmp_path):
+    failing = [f"bf-{i}-fail" for i in range(3)]
+    passing = [f"bf-{i}-ok" for i in range(4)]
+    path = write(tmp_path / "faulty.jsonl", [order_line(oid) for oid in passing + failing])
+    code, summary, err = run_batch(prefect_server, path, FAIL_AT="warehouse@*-fail")
+    assert code == 1, err[-2000:]
+    assert summary["statuses"] == {"completed": 4, "failed": 3}
+    assert sorted(o["order_id"] for o in summary["unfinished"]) == failing
+    for oid in failing:
+        result = order_result(oid)
+        assert result["status"] == "failed", result
+        assert result["compensations"] == ALL_COMPENSATIONS
+    for oid in passing:
+        result = order_result(oid)
+        assert (result["status"], result["compensations"]) == ("completed", [])
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_an_order_id_repeated_in_the_file_is_run_once(prefect_server, tmp_path):
+    """Two lines with one order id are one order: driven by one task run, reported once."""
+    lines = [order_line("rep-1"), order_line("rep-1"), order_line("rep-2")]
+    code, summary, err = run_batch(prefect_server, write(tmp_path / "repeat.jsonl", lines))
+    assert summary["statuses"] == {"completed": 2}, summary
+    assert code in (0, 1), err[-2000:]  # 1 if the repeat is reported as a bad line
+    for oid in ("rep-1", "rep-2"):
+        assert ran_once(oid), order_result(oid)["events"]
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
+    result = run_module("flows.batch", str(tmp_path / "nope.jsonl"), "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "nope.jsonl" in result.stderr

@@ -1,0 +1,284 @@
+"""The intake (`python -m flows.intake`): killed mid-burst then swept, two intakes on one
+database, SIGTERM drains; and `claim_pending`, which decides who takes an order."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from deployments.stack import Child, stop
+from flows.fulfill import order_result
+from storage import saga as log
+from storage.db import session_scope
+from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, utcnow
+from tests.conftest import assert_audit_clean, child_env
+from tests.deployments.helpers import start_intake, task_run_state
+from tests.flows.helpers import (
+    STEP_NAMES,
+    assert_side_effects_once,
+    engine_state,
+    orders_by_id,
+    ran_once,
+    record_orders,
+    sweep,
+    wait_until,
+)
+
+LEASE = 2.0
+# each order's first charge attempt fails and is retried after 0.5 s: every order is in
+# flight for at least that long, so a signal always finds some running
+SLOW = {"FAIL_AT": "payment:1", "FLOWFORGE_RETRY_DELAYS": "0.5"}
+
+
+def intake(api_url: str, workdir: Path, **env: str) -> Child:
+    """A ready `python -m flows.intake` in its own process group (ready file in `workdir`)."""
+    workdir.mkdir(exist_ok=True)
+    return start_intake(child_env(api_url, **env), workdir)
+
+
+def statuses(order_ids: list[str]) -> dict[str, str]:
+    rows = orders_by_id()
+    return {oid: rows[oid].status for oid in order_ids}
+
+
+def all_terminal(order_ids: list[str]) -> bool:
+    return set(statuses(order_ids).values()) <= TERMINAL_STATUSES
+
+
+def known_running(task_run_ids: list[str]) -> bool:
+    """Whether the Prefect server has recorded each of these task runs as Running (it records
+    them from events, which a killed process may not have sent yet)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    if not task_run_ids:
+        return False
+    with get_client(sync_client=True) as client:
+        try:
+            runs = [client.read_task_run(UUID(run_id)) for run_id in task_run_ids]
+        except ObjectNotFound:
+            return False
+    return all(run.state is not None and run.state.is_running() for run in runs)
+
+
+def all_started_some_running(order_ids: list[str]) -> bool:
+    """No order waits any more (each ended or runs in a task run), and two still run."""
+    rows = orders_by_id()
+    live = [rows[oid] for oid in order_ids if rows[oid].status not in TERMINAL_STATUSES]
+    return sum(row.status == "running" for row in live) >= 2 and all(
+        row.task_run_id for row in live
+    )
+
+
+def kill(child: Child) -> None:
+    """SIGKILL the child's process group (no cleanup at all) and reap it."""
+    try:
+        os.killpg(child.process.pid, signal.SIGKILL)
+        assert child.process.wait(30) == -signal.SIGKILL
+    finally:
+        stop([child])
+
+
+def in_flight() -> dict[str, str]:
+    """{order id: task run id} of every order left in progress (by a dead intake)."""
+    return {
+        oid: row.task_run_id
+        for oid, row in orders_by_id().items()
+        if row.status in ACTIVE_STATUSES and row.task_run_id
+    }
+
+
+def intake_pid_of(task_run_id: str) -> int:
+    """The pid in the name (`intake-<pid>-<timestamp>`) of the flow run holding a task run."""
+    from prefect.client.orchestration import get_client
+
+    task_run_state(task_run_id)  # recorded (from events) and final
+    with get_client(sync_client=True) as client:
+        flow_run_id = client.read_task_run(UUID(task_run_id)).flow_run_id
+        name = client.read_flow_run(flow_run_id).name
+    match = re.fullmatch(r"intake-(\d+)-\d{8}-\d{6}", name)
+    assert match, name
+    return int(match.group(1))
+
+
+@pytest.mark.usefixtures("db")
+def test_intake_killed_mid_burst_then_swept(prefect_server, tmp_path):
+    order_ids = record_orders("burst", 30)
+    # the last ten (claimed last: oldest first) fail their charge three times, so they are
+    # still running once every order has started
+    dying = intake(
+        prefect_server,
+        tmp_path,
+        FLOWFORGE_LEASE_SECONDS=str(LEASE),
+        **SLOW | {"FAIL_AT": "payment:1,payment:3@burst-2?"},
+    )
+    try:
+        wait_until(lambda: all_started_some_running(order_ids), "every order started")
+    finally:
+        kill(dying)
+    killed_at = time.monotonic()
+    orphans = in_flight()
+    assert orphans, "the kill found no order in flight"
+    assert len(orphans) < len(order_ids), "the kill found no order ended"
+    # the server records task runs from events, seconds behind under load
+    wait_until(lambda: known_running(list(orphans.values())), "Prefect to record them", 30)
+    time.sleep(max(0.0, killed_at + LEASE + 0.3 - time.monotonic()))  # every lease lapsed
+
+    report = sweep(prefect_server)
+    assert sorted(report["orders"]["completed"]) == sorted(orphans), report
+
+    for oid in order_ids:
+        summary = order_result(oid)
+        assert summary["status"] == "completed", summary
+        assert summary["steps_completed"] == STEP_NAMES
+        assert summary["compensations"] == []
+        assert ran_once(oid), summary["events"]
+    payments = [p["order_id"] for p in engine_state()["payments"]]
+    assert sorted(payments) == sorted(order_ids)  # one charge per order, nobody twice
+    assert_side_effects_once(set(order_ids))
+    assert_audit_clean()
+    for oid, task_run_id in orphans.items():
+        assert task_run_state(task_run_id, prefect_server) == ("CRASHED", "Crashed"), oid
+
+
+@pytest.mark.usefixtures("db")
+def test_sweep_marks_crashed_past_a_task_run_prefect_never_recorded(prefect_server, tmp_path):
+    """An intake killed within its first second leaves a task run id Prefect never heard of
+    (its events died with it); the sweep must still mark the others' task runs Crashed."""
+    (early,) = record_orders("early", 1)
+    env = {"FLOWFORGE_LEASE_SECONDS": str(LEASE), "FLOWFORGE_INTAKE_CONCURRENCY": "1"}
+    first = intake(prefect_server, tmp_path / "first", CRASH_AT="inventory:before", **env)
+    wait_until(lambda: first.process.poll() is not None, "the first intake to crash", 60)
+    stop([first])
+    assert first.process.returncode == -signal.SIGKILL
+    late = record_orders("late", 2)
+    # its first order keeps failing its charge (every 0.5 s) until it is killed
+    stuck = SLOW | {"FAIL_AT": "payment:20", "FLOWFORGE_STEP_RETRIES": "20"}
+    second = intake(prefect_server, tmp_path / "second", **env | stuck)
+    try:
+        wait_until(lambda: known_running(list(in_flight().values())[1:]), "Prefect to see it")
+    finally:
+        kill(second)
+    orphans = in_flight()
+    assert list(orphans) == [early, late[0]]
+    assert not known_running([orphans[early]])  # the first intake's events never arrived
+    time.sleep(LEASE)
+
+    report = sweep(prefect_server)
+    assert report["orders"] == {"completed": [early, *late]}, report
+    assert task_run_state(orphans[late[0]], prefect_server, timeout=5) == ("CRASHED", "Crashed")
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+def test_two_intakes_share_one_database(prefect_server, tmp_path):
+    intakes = [intake(prefect_server, tmp_path / name) for name in ("a", "b")]
+    try:
+        scarce = record_orders("scarce", 15, product_id="SKU-002")  # 10 units in stock
+        plenty = record_orders("w", 10, product_id="SKU-001") + record_orders("g", 15)
+        order_ids = scarce + plenty
+        wait_until(lambda: all_terminal(order_ids), "every order to end")
+    finally:
+        stop(intakes)
+    assert [child.process.returncode for child in intakes] == [0, 0]
+
+    final = statuses(order_ids)
+    completed = {oid for oid, status in final.items() if status == "completed"}
+    assert completed >= set(plenty)
+    assert len(completed & set(scarce)) == 10
+    for oid in set(scarce) - completed:
+        summary = order_result(oid)
+        assert summary["status"] == "failed", summary
+        assert summary["compensations"] == []  # refused before any side effect
+    gadget = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
+    assert (gadget["available"], gadget["reserved"]) == (0, 10)
+    assert_side_effects_once(completed)
+    assert_audit_clean()
+
+    pids = {intake_pid_of(order_result(oid)["task_run_id"]) for oid in order_ids}
+    assert pids == {child.process.pid for child in intakes}
+
+
+@pytest.mark.usefixtures("db")
+def test_sigterm_drains_and_leaves_the_rest_pending(prefect_server, tmp_path):
+    order_ids = record_orders("drain", 20)
+    first = intake(prefect_server, tmp_path / "first", FLOWFORGE_INTAKE_CONCURRENCY="4", **SLOW)
+    try:
+        wait_until(lambda: "running" in statuses(order_ids).values(), "an order to be running", 60)
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(60) == 0
+    finally:
+        stop([first])
+
+    rows = orders_by_id()
+    assert not {row.status for row in rows.values()} & {"running", "compensating"}
+    left = {oid for oid, row in rows.items() if row.status == "pending"}
+    assert left, "the drain ran every order: nothing shows that it stopped claiming"
+    assert len(left) < len(order_ids)
+    for oid in left:
+        assert (rows[oid].lease_owner, rows[oid].task_run_id) == (None, None), oid
+    assert {row.status for oid, row in rows.items() if oid not in left} == {"completed"}
+
+    second = intake(prefect_server, tmp_path / "second")
+    try:
+        wait_until(lambda: all_terminal(order_ids), "the second intake to finish")
+    finally:
+        stop([second])
+    assert second.process.returncode == 0
+    assert set(statuses(order_ids).values()) == {"completed"}
+    assert_side_effects_once(set(order_ids))
+    assert_audit_clean()
+
+
+def claim_all(owner: str, start: threading.Barrier, claimed: list[str]) -> None:
+    """Claim two at a time until nothing is left (after everyone started at once)."""
+    start.wait()
+    while True:
+        with session_scope() as session:
+            batch = log.claim_pending(session, owner=owner, limit=2, lease_seconds=30)
+        if not batch:
+            return
+        claimed.extend(batch)
+
+
+@pytest.mark.usefixtures("db")
+def test_claim_pending_gives_each_order_to_one_owner():
+    free = record_orders("free", 16)
+    held, expired, running, done = (record_orders(name, 1)[0] for name in "hxrd")
+    past, future = utcnow() - timedelta(seconds=1), utcnow() + timedelta(seconds=30)
+    with session_scope() as session:
+        for order_id, values in {
+            held: {"lease_owner": "other", "lease_expires_at": future},
+            expired: {"lease_owner": "dead", "lease_expires_at": past},
+            running: {"status": "running", "lease_owner": "dead", "lease_expires_at": past},
+            done: {"status": "failed"},
+        }.items():
+            log.update_order(session, order_id=order_id, **values)
+
+    claims: dict[str, list[str]] = {"a": [], "b": []}
+    start = threading.Barrier(len(claims))
+    threads = [
+        threading.Thread(target=claim_all, args=(owner, start, claimed))
+        for owner, claimed in claims.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    taken = claims["a"] + claims["b"]
+    assert sorted(taken) == sorted([*free, expired])  # each claimable order exactly once
+    rows = orders_by_id()
+    for owner, claimed in claims.items():
+        assert {rows[oid].lease_owner for oid in claimed} <= {owner}
+    assert rows[held].lease_owner == "other"
+    with session_scope() as session:  # every lease is live now: nothing more to take
+        assert log.claim_pending(session, owner="c", limit=100, lease_seconds=30) == []
