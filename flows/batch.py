@@ -127,6 +127,7 @@ class FileOrders:
         self.report = report
         self._lines = read_lines(path)
         self._retry: list[str] = []
+        self._lines_of: dict[str, int] = {}  # order id -> the line that brought it
         self._done = False
 
     def take(self, limit: int) -> list[str]:
@@ -152,23 +153,31 @@ class FileOrders:
             return None
         try:
             order = parse_line(fields)
+            order_id = order.order_id or derived_order_id(number, text)
+            if order_id in self._lines_of:
+                raise BadLine(f"order {order_id} is already on line {self._lines_of[order_id]}")
             order_id, created = record_order(
-                **order.model_dump(exclude={"order_id"}),
-                order_id=order.order_id or derived_order_id(number, text),
-                lease_owner=self.owner,
+                **order.model_dump(exclude={"order_id"}), order_id=order_id, lease_owner=self.owner
             )
+            self._lines_of[order_id] = number
+            if created or self._still_active(order_id, order):
+                return order_id
         except (BadLine, IdConflict) as exc:
             self.report.bad(number, str(exc))
             return None
-        if created or self._still_active(order_id):
-            return order_id
         self.report.already_settled += 1
         return None
 
     @staticmethod
-    def _still_active(order_id: str) -> bool:
+    def _still_active(order_id: str, line: OrderCreate) -> bool:
+        """Whether the order recorded before under this id is still in progress; `BadLine`
+        when the line describes it differently (it is not the same order)."""
         with session_scope(readonly=True) as session:
-            return log.get_order(session, order_id=order_id).status in ACTIVE_STATUSES
+            known = log.get_order(session, order_id=order_id)
+        fields = ("product_id", "quantity", "customer_id", "payment_method")
+        if any(getattr(known, f) != getattr(line, f) for f in fields):
+            raise BadLine(f"order {order_id} exists already with other details")
+        return known.status in ACTIVE_STATUSES
 
 
 def existing_file(text: str) -> Path:

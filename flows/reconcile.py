@@ -15,6 +15,7 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from prefect.states import Crashed
 
@@ -57,23 +58,25 @@ def mark_crashed(task_run_ids: list[str]) -> None:
         return
     with get_client(sync_client=True) as client:
         for task_run_id in task_run_ids:
-            run = client.read_task_run(UUID(task_run_id))
-            if run.state is None or not run.state.is_final():
-                client.set_task_run_state(
-                    UUID(task_run_id),
-                    Crashed(message="its process died; the recovery sweep took the order over"),
-                    force=True,
-                )
+            try:
+                run = client.read_task_run(UUID(task_run_id))
+                if run.state is None or not run.state.is_final():
+                    client.set_task_run_state(
+                        UUID(task_run_id),
+                        Crashed(message="its process died; the recovery sweep took it over"),
+                        force=True,
+                    )
+            except ObjectNotFound:  # the process died before Prefect recorded the run
+                continue
+            except PREFECT_ERRORS as exc:  # the others are still marked
+                get_run_logger().warning("could not mark task run %s: %s", task_run_id, exc)
 
 
 def _sweep(stale_after: float) -> dict[str, Any]:
     with session_scope() as session:
         orders = log.stale_orders(session, stale_after=stale_after)
     stale = [order.order_id for order in orders]
-    try:
-        mark_crashed([order.task_run_id for order in orders if order.task_run_id])
-    except PREFECT_ERRORS as exc:
-        get_run_logger().warning("could not mark crashed task runs: %s", exc)
+    mark_crashed([order.task_run_id for order in orders if order.task_run_id])
     tally: dict[str, list[str]] = {}
     for order_id in stale:
         state = fulfill_order(order_id, return_state=True)
