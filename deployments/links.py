@@ -22,7 +22,7 @@ from prefect.settings import (
 from flows.outcome import PREFECT_ERRORS
 
 LINK_TIMEOUT_SECONDS = 1.0
-STATE_TTL_SECONDS = 1.0
+STATE_TTL_SECONDS = 5.0
 MAX_REMEMBERED = 10_000
 
 _states: dict[str, tuple[float, dict[str, str | None]]] = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from prefect.settings import PREFECT_API_URL
 
+from flows.prefect_api import auth_string, die_with_parent, free_port
 from storage.cli import OneLineParser, whole_number
 from storage.db import migrate_database
 from storage.errors import StorageUnavailable
@@ -40,7 +41,6 @@ STOP_TIMEOUT_SECONDS = 15.0
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 MAX_CRASHES = 5
 CRASH_WINDOW_SECONDS = 300.0
-PREFECT_AUTH_USER = "flowforge"
 
 
 class Stop(Exception):
@@ -87,7 +87,10 @@ def start(name: str, url: str, argv: list[str], env: dict[str, str]) -> Child:
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+    """In its own session (stopped as a group), and killed by the kernel if the stack is."""
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent
+    )
 
 
 def bring_up(
@@ -187,15 +190,9 @@ def child_env(api_url: str) -> dict[str, str]:
         DO_NOT_TRACK="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
-    if token := get_settings().api_token:  # the Prefect server is as closed as the API
-        env["PREFECT_API_AUTH_STRING"] = f"{PREFECT_AUTH_USER}:{token}"
+    if auth := auth_string():  # the Prefect server is as closed as the API
+        env["PREFECT_API_AUTH_STRING"] = auth
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(args: argparse.Namespace, children: list[Child]) -> None:

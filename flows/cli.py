@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable
 
+from flows.outcome import EXIT_IN_PROGRESS
+from flows.prefect_api import PrefectUnavailable
 from storage.cli import OneLineParser, number, whole_number
 from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
 from storage.models import ORDER_ID
@@ -49,10 +52,14 @@ def run_command(
     parser: OneLineParser, command: Callable[[argparse.Namespace], int], argv: list[str] | None
 ) -> int:
     """Parse `argv`, check the fault variables, run `command`; a user mistake (bad argument,
-    bad FAIL_AT/CRASH_AT, unusable database, unknown order) is one line and exit 2."""
+    bad FAIL_AT/CRASH_AT, unusable database, unknown order) is one line and exit 2; no Prefect
+    server is one line and exit 4 (what was recorded waits for the intake or the sweep)."""
     args = parser.parse_args(argv)
     try:
         validate()
         return command(args)
     except (FaultSpecError, StorageUnavailable, OrderNotFound, IdConflict) as exc:
         parser.error(str(exc))
+    except PrefectUnavailable as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return EXIT_IN_PROGRESS

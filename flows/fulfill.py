@@ -21,6 +21,7 @@ from flows.outcome import (
     publish_artifact,
     run_locally,
 )
+from flows.prefect_api import PrefectUnavailable
 from flows.saga import drive_order
 from storage import saga as log
 from storage.cli import OneLineParser
@@ -118,7 +119,13 @@ def fulfill(args: argparse.Namespace) -> int:
         order_id=args.order_id,
         lease_owner=owner,
     )
-    summary = run_order(order_id, lease_owner=owner if created else None)
+    try:
+        summary = run_order(order_id, lease_owner=owner if created else None)
+    except PrefectUnavailable as exc:
+        raise PrefectUnavailable(
+            f"{exc}; order {order_id} is recorded and waits for an intake or the sweep "
+            f"(or run it again with --order-id {order_id})"
+        ) from None
     print(json.dumps(summary) if args.json else human_summary(summary))
     return exit_code(summary["status"])
 

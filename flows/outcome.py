@@ -16,6 +16,8 @@ from prefect.exceptions import PrefectException
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, State
 
+from flows.prefect_api import prefect_api
+
 # what a call to the Prefect server can raise when the server is down, slow or refuses
 PREFECT_ERRORS = (httpx.HTTPError, PrefectException, OSError)
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
@@ -41,8 +43,9 @@ class Outcome:
 
 
 def run_locally(flow: Flow, **parameters: Any) -> Any:
-    """Run a flow in this process, without the ~1 s heartbeat-thread join at exit."""
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    """Run a flow in this process (on the server `prefect_api` picks), without the ~1 s
+    heartbeat-thread join at exit."""
+    with prefect_api(), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow(**parameters)
 
 

@@ -1,0 +1,132 @@
+"""Which Prefect server a one-off command (`flows.fulfill`, `flows.cancel`, `flows.reconcile`,
+the dashboard without a server) talks to: `PREFECT_API_URL` when it is set; otherwise a server
+already serving on this machine's default port (the stack's, or `prefect server start`);
+otherwise a temporary server of this process's own. Unlike Prefect's built-in temporary
+server, that one dies with the process even when the process is killed (no orphans), waits as
+long as a loaded machine needs, and starts under a lock on `PREFECT_HOME` so that concurrent
+first starts do not race on its database migrations."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import fcntl
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import httpx
+from prefect.settings import (
+    PREFECT_API_AUTH_STRING,
+    PREFECT_API_URL,
+    PREFECT_HOME,
+    temporary_settings,
+)
+
+from storage.settings import get_settings
+
+DEFAULT_LOCAL_API = "http://127.0.0.1:4200/api"
+STARTUP_TIMEOUT_SECONDS = 180.0
+PREFECT_AUTH_USER = "flowforge"
+PR_SET_PDEATHSIG = 1
+
+
+class PrefectUnavailable(RuntimeError):
+    """No Prefect server could be reached or started."""
+
+
+def auth_string() -> str | None:
+    """The Prefect server's basic-auth string when FlowForge's token closes it."""
+    token = get_settings().api_token
+    return f"{PREFECT_AUTH_USER}:{token}" if token else None
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """Point Prefect's client at a server for the duration (see the module's docstring)."""
+    if PREFECT_API_URL.value():
+        yield
+        return
+    url = DEFAULT_LOCAL_API if answers(DEFAULT_LOCAL_API) else _temporary_server()
+    updates = {PREFECT_API_URL: url}
+    if PREFECT_API_AUTH_STRING.value() is None and (auth := auth_string()):
+        updates[PREFECT_API_AUTH_STRING] = auth
+    with temporary_settings(updates=updates):
+        yield
+
+
+def answers(api_url: str, timeout: float = 0.5) -> bool:
+    """True when a Prefect server answers its health check at `api_url`."""
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@cache
+def _temporary_server() -> str:
+    """Start this process's own server once; its API URL."""
+    home = Path(PREFECT_HOME.value()).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".flowforge-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        port = free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        process = _spawn_dying_with_us(
+            [sys.executable, "-m", "prefect", "server", "start", "--no-ui"]
+            + ["--host", "127.0.0.1", "--port", str(port)]
+        )
+        atexit.register(process.terminate)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not answers(api_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise PrefectUnavailable(
+                    "no Prefect server: PREFECT_API_URL is not set, none answers on "
+                    f"{DEFAULT_LOCAL_API}, and a temporary one did not start within "
+                    f"{STARTUP_TIMEOUT_SECONDS:.0f} s (exit code {process.poll()})"
+                )
+            time.sleep(0.2)
+    return api_url
+
+
+def _spawn_dying_with_us(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start `argv` from a thread that lives as long as this process: the kernel kills the
+    child when that thread, i.e. this process, ends — however it ends."""
+    started: list[subprocess.Popen[bytes]] = []
+    ready = threading.Event()
+
+    def keeper() -> None:
+        started.append(
+            subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+        )
+        ready.set()
+        started[0].wait()
+
+    threading.Thread(target=keeper, name="prefect-server-keeper", daemon=True).start()
+    ready.wait()
+    return started[0]
+
+
+def die_with_parent() -> None:
+    """In a child before it runs: the kernel sends it SIGKILL when its parent thread ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
