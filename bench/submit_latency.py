@@ -1,11 +1,10 @@
 """Submit-to-completed latency of single orders, one at a time, through a running stack.
 
     python -m deployments.stack &          # or: make stack
-    python -m bench.submit_latency [--api URL] [--orders 20] [--runner-pid PID]
+    python -m bench.submit_latency [--api URL] [--orders 20]
 
-Prints submit→running and submit→completed p50/p95/max. With `--runner-pid` (the
-`deployments.serve` process) it also reports the CPU seconds its flow-run processes used per
-order (read from /proc; includes any scheduled reconcile run in the window)."""
+Prints submit→running (the intake took it) and submit→completed p50/p95/max. For throughput
+under load and CPU per order, see `python -m bench`."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 
 import httpx
 
@@ -26,12 +24,6 @@ def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def children_cpu_seconds(pid: int) -> float:
-    """CPU seconds used by the reaped children of `pid` (cutime + cstime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_order(client: httpx.Client, product: str) -> tuple[float, float]:
@@ -65,11 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     parser.add_argument("--orders", type=int, default=20)
     parser.add_argument("--product", default="SKU-003")
-    parser.add_argument("--runner-pid", type=int)
     args = parser.parse_args(argv)
     token = os.environ.get("FLOWFORGE_API_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    cpu_before = children_cpu_seconds(args.runner_pid) if args.runner_pid else 0.0
     with httpx.Client(base_url=args.api, headers=headers, timeout=60) as client:
         results = [one_order(client, args.product) for _ in range(args.orders)]
     report = {
@@ -77,9 +67,6 @@ def main(argv: list[str] | None = None) -> None:
         "submit_to_running_s": summary([r[0] for r in results]),
         "submit_to_completed_s": summary([r[1] for r in results]),
     }
-    if args.runner_pid:
-        used = children_cpu_seconds(args.runner_pid) - cpu_before
-        report["flow_run_cpu_s_per_order"] = round(used / args.orders, 2)
     print(json.dumps(report, indent=2))
 
 

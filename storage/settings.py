@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(
         default=1.0, ge=0.1, le=60, validation_alias="FLOWFORGE_RUNNER_POLL_SECONDS"
     )
-    submit_retries: int = Field(default=2, ge=0, le=10, validation_alias="FLOWFORGE_SUBMIT_RETRIES")
     # The intake (flows/intake.py) and the batch (flows/batch.py).
     intake_concurrency: int = Field(
         default=8, ge=1, le=256, validation_alias="FLOWFORGE_INTAKE_CONCURRENCY"
