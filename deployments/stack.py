@@ -25,6 +25,7 @@ from flows.prefect_api import auth_string, die_with_parent, free_port
 from storage.cli import OneLineParser, whole_number
 from storage.db import migrate_database
 from storage.errors import StorageUnavailable
+from storage.prefect_db import prepare_prefect_database
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,6 +206,8 @@ def launch(args: argparse.Namespace, children: list[Child]) -> None:
         prefect_home = Path(get_settings().prefect_home).expanduser().absolute()
         prefect_home.mkdir(parents=True, exist_ok=True)
         env = SERVER_BATCHING | child_env(api_url) | {"PREFECT_HOME": str(prefect_home)}
+        if args.prefect_database_url:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = args.prefect_database_url
         if "PREFECT_API_AUTH_STRING" in env:
             env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"]
         bring_up(
@@ -321,11 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-port", type=port, default=4200)
     parser.add_argument("--dashboard-port", type=port, default=8501)
     parser.add_argument("--no-dashboard", action="store_true")
+    parser.add_argument(
+        "--prefect-database-url",
+        default=os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL"),
+        help="the Prefect server's own database, e.g. postgresql+asyncpg://user@host/prefect "
+        "(default: SQLite in FLOWFORGE_PREFECT_HOME; PREFECT_SERVER_DATABASE_CONNECTION_URL)",
+    )
     args = parser.parse_args(argv)
     if busy := busy_ports(args):
         parser.error(f"already in use: {', '.join(busy)}; stop what holds it or pick another port")
     try:
         migrate_database()  # starting the stack creates (or upgrades) its database on purpose
+        if args.prefect_database_url and not PREFECT_API_URL.value():
+            prepare_prefect_database(args.prefect_database_url)
     except StorageUnavailable as exc:
         parser.error(str(exc))
     signal.signal(signal.SIGTERM, _raise_stop)

@@ -7,24 +7,29 @@ the sweep. `python -m flows.intake [--concurrency N] [--poll-seconds S]`."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
+from sqlalchemy.exc import OperationalError
 
 from flows.cli import bounded_seconds, run_command
-from flows.pipeline import Pipeline, run_until_stopped
+from flows.pipeline import RETRY_SECONDS, Pipeline, run_until_stopped
 from storage import saga as log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import StorageUnavailable
 from storage.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 
 class ClaimedOrders:
@@ -36,13 +41,20 @@ class ClaimedOrders:
         self.lease_seconds = get_settings().lease_seconds
 
     def take(self, limit: int) -> list[str]:
-        with session_scope(readonly=True) as session:
-            if not log.pending_unclaimed(session):
-                return []
-        with session_scope() as session:
-            return log.claim_pending(
-                session, owner=self.owner, limit=limit, lease_seconds=self.lease_seconds
-            )
+        """Claim up to `limit` orders; none while the database cannot be reached (it is
+        retried at the next look: a database restart does not stop the intake)."""
+        try:
+            with session_scope(readonly=True) as session:
+                if not log.pending_unclaimed(session):
+                    return []
+            with session_scope() as session:
+                return log.claim_pending(
+                    session, owner=self.owner, limit=limit, lease_seconds=self.lease_seconds
+                )
+        except OperationalError as exc:
+            logger.warning("database unreachable, looking again in %s s: %s", RETRY_SECONDS, exc)
+            time.sleep(RETRY_SECONDS)
+            return []
 
     def exhausted(self) -> bool:
         return False
