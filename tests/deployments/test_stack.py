@@ -5,59 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from deployments.stack import alive, descendants
-from tests.conftest import PYTHON, ROOT, child_env, run_module
+from tests.conftest import child_env, run_module
 from tests.deployments.helpers import (
     TERMINAL,
+    child_pid,
     free_port,
     port_is_free,
     post_order,
+    running_stack,
     task_run_state,
+    wait_pid,
     wait_until,
 )
-
-
-@contextmanager
-def running_stack(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[dict[str, str]]:
-    """`python -m deployments.stack` until every part serves; yields its URLs and log file.
-    Stopped (SIGKILL of its group) if the test did not stop it."""
-    ports = {"api": free_port(), "prefect": free_port(), "dashboard": free_port()}
-    env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}  # it starts its own server
-    log = tmp_path / "stack.log"
-    with log.open("w") as out:
-        stack = subprocess.Popen(
-            [PYTHON, "-u", "-m", "deployments.stack", *args]
-            + [f"--{name}-port={port}" for name, port in ports.items()],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 150
-        while "FlowForge is up" not in log.read_text():
-            assert stack.poll() is None, f"the stack exited early:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "the stack never came up"
-            time.sleep(0.5)
-        yield {
-            "pid": str(stack.pid),
-            "api": f"http://127.0.0.1:{ports['api']}",
-            "prefect": f"http://127.0.0.1:{ports['prefect']}/api",
-            "log": str(log),
-            **{f"{name}_port": str(port) for name, port in ports.items()},
-        }
-    finally:
-        if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
 
 
 def test_stack_on_a_fresh_database_url_serves_an_order_and_stops_every_child(tmp_path):
@@ -104,26 +69,6 @@ def test_a_crashed_part_is_restarted_while_the_api_keeps_taking_orders(db, tmp_p
             "COMPLETED",
             "Completed",
         )
-
-
-def child_pid(stack_pid: int, command: str) -> int:
-    """The stack's child whose command line contains `command`."""
-    for pid in descendants(stack_pid):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        if command in cmdline and os.getpgid(pid) == pid:
-            return pid
-    raise AssertionError(f"no child runs {command!r}")
-
-
-def wait_pid(pid: int, timeout: float = 90) -> int | None:
-    """The exit code of our child `pid` once it ends (None if it outlives `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.2)
-    return None
 
 
 def test_stack_refuses_a_port_that_is_already_taken(db):

@@ -40,7 +40,9 @@ def test_saga_on_postgres(monkeypatch):
     assert_audit_clean()
 
 
-def test_racing_processes_on_postgres_never_oversell(prefect_server):
-    results = race(prefect_server, 4, product_id="SKU-002", quantity=4)
-    assert sorted(r["status"] for r in results) == ["completed", "completed", "failed", "failed"]
+def test_eight_racing_processes_on_postgres_sell_exactly_the_stock(prefect_server):
+    results = race(prefect_server, 8, product_id="SKU-002", quantity=2)  # 10 units: 5 orders
+    assert sorted(r["status"] for r in results) == ["completed"] * 5 + ["failed"] * 3
+    sku = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
+    assert (sku["available"], sku["reserved"]) == (0, 10)
     assert_audit_clean()
