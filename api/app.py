@@ -6,20 +6,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from api.auth import require_token
-from api.schemas import ActionAccepted, AuditReport, OrderStarted, StockReceipt
+from api.auth import require_metrics_token, require_token
+from api.schemas import (
+    PAGE_SIZE,
+    ActionAccepted,
+    AuditReport,
+    OrderStarted,
+    PageLimit,
+    PageOffset,
+    StockReceipt,
+)
 from deployments.links import run_links
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from flows.outcome import Outcome
 from flows.reconcile import request_retry
-from storage import lookups, operations, snapshot
+from storage import lookups, operations, snapshot, telemetry
 from storage import saga as log
 from storage.audit import audit
 from storage.cli import IDENTIFIER
@@ -29,6 +38,18 @@ from storage.models import Order, OrderCreate
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
+LINK = "Link"
+PAGED = {
+    status.HTTP_200_OK: {
+        "headers": {
+            LINK: {
+                "description": '`<url of the next page>; rel="next"`, absent on the last page',
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
+METRICS = telemetry.registry()
 
 app = FastAPI(
     title="FlowForge",
@@ -95,10 +116,7 @@ def create_order(body: OrderCreate) -> OrderStarted:
 
 
 @router.get("/orders")
-def list_orders(
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-) -> list[dict[str, Any]]:
+def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[dict[str, Any]]:
     """Known orders, newest first, without their events."""
     with session_scope(readonly=True) as session:
         orders = log.list_orders(session, limit=limit, offset=offset)
@@ -190,17 +208,44 @@ def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, An
     return found
 
 
-@router.get("/warehouse")
-def warehouse() -> list[dict[str, Any]]:
-    with session_scope(readonly=True) as session:
-        return snapshot.warehouse(session)
+def _link_next(request: Request, response: Response, page: snapshot.Page, limit: int) -> None:
+    """Point the `Link` header at the next page, if there is one."""
+    if page.next_offset is not None:
+        url = request.url.include_query_params(limit=limit, offset=page.next_offset)
+        response.headers[LINK] = f'<{url}>; rel="next"'
 
 
-@router.get("/engine/snapshot")
-def engine_snapshot() -> dict[str, Any]:
-    """Orders, inventory, payments and warehouse records in one response."""
+@router.get("/warehouse", responses=PAGED)
+def warehouse(
+    request: Request, response: Response, limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0
+) -> list[dict[str, Any]]:
+    """Warehouse records, newest first, a page at a time."""
     with session_scope(readonly=True) as session:
-        return snapshot.snapshot(session)
+        page = snapshot.warehouse_page(session, limit=limit, offset=offset)
+    _link_next(request, response, page, limit)
+    return page.items
+
+
+@router.get("/engine/snapshot", responses=PAGED)
+def engine_snapshot(
+    request: Request, response: Response, limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0
+) -> dict[str, Any]:
+    """A page of orders (newest first) with their payments and warehouse records, and the
+    whole inventory. `python -m storage snapshot` prints everything."""
+    with session_scope(readonly=True) as session:
+        page = snapshot.snapshot_page(session, limit=limit, offset=offset)
+    _link_next(request, response, page, limit)
+    return page.items
+
+
+@app.get(
+    "/metrics",
+    dependencies=[Depends(require_metrics_token)],
+    response_class=PlainTextResponse,
+)
+def metrics() -> Response:
+    """Prometheus text format, counted from the database: every replica reports the same."""
+    return Response(generate_latest(METRICS), media_type=telemetry.CONTENT_TYPE)
 
 
 @router.get("/audit")

@@ -1,4 +1,5 @@
-"""Bearer-token authentication: on when `FLOWFORGE_API_TOKEN` is set."""
+"""Bearer-token authentication: on when `FLOWFORGE_API_TOKEN` is set; `/metrics` takes its own
+`FLOWFORGE_METRICS_TOKEN` instead when that is set."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storage.settings import get_settings
 
-bearer = HTTPBearer(auto_error=False, description="FLOWFORGE_API_TOKEN, when it is set")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="FLOWFORGE_API_TOKEN when it is set (on /metrics: FLOWFORGE_METRICS_TOKEN if set)",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Refuse the request unless it carries the configured token (compared in constant time)."""
-    expected = get_settings().api_token
+def _check(credentials: HTTPAuthorizationCredentials | None, expected: str) -> None:
+    """Refuse the request unless `expected` is empty or the request carries it (compared in
+    constant time)."""
     if not expected:
         return
     given = credentials.credentials if credentials else ""
@@ -27,3 +30,14 @@ def require_token(
             "missing or invalid bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def require_token(credentials: Credentials) -> None:
+    """Refuse the request unless it carries the API token."""
+    _check(credentials, get_settings().api_token)
+
+
+def require_metrics_token(credentials: Credentials) -> None:
+    """`/metrics`: only the metrics token when one is set, otherwise the API token."""
+    settings = get_settings()
+    _check(credentials, settings.metrics_token or settings.api_token)

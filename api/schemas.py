@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from storage.cli import MAX_RECEIPT, MAX_UNIT_PRICE
 from storage.models import Text
+
+PAGE_SIZE = 100  # the default `limit` of a paged listing
+PageLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many items")]
+PageOffset = Annotated[int, Query(ge=0, le=2**31, description="skip this many, newest first")]
 
 
 class StockReceipt(BaseModel):

@@ -35,16 +35,16 @@ class OrderFilter:
         return conditions
 
 
-def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[float]:
+def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[float]:
     """`end - start` in seconds, in the dialect of the session's database."""
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
-def _order_duration(session: Session) -> ColumnElement[float]:
+def order_duration(session: Session) -> ColumnElement[float]:
     """Seconds from an order's creation to its end (NULL while it is in progress)."""
-    return _seconds_between(session, Order.created_at, Order.finished_at)
+    return seconds_between(session, Order.created_at, Order.finished_at)
 
 
 def status_counts(session: Session) -> dict[str, int]:
@@ -57,7 +57,7 @@ def latency_percentiles(
     session: Session, quantiles: Sequence[float] = (0.5, 0.95)
 ) -> dict[float, float | None]:
     """Nearest-rank percentiles of finished orders' latency in seconds (None without any)."""
-    duration = _order_duration(session)
+    duration = order_duration(session)
     finished = col(Order.finished_at).is_not(None)
     count = session.exec(select(func.count()).select_from(Order).where(finished)).one()
     if not count:
@@ -91,7 +91,7 @@ def order_page(
     pages = max(1, math.ceil(total / page_size))
     page = min(max(page, 1), pages)
     found = session.exec(
-        select(Order, _order_duration(session))
+        select(Order, order_duration(session))
         .where(*conditions)
         .order_by(col(Order.created_at).desc(), col(Order.order_id).desc())
         .offset((page - 1) * page_size)

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
         default=".flowforge/prefect", validation_alias="FLOWFORGE_PREFECT_HOME"
     )
     api_token: str = Field(default="", validation_alias="FLOWFORGE_API_TOKEN")
+    metrics_token: str = Field(default="", validation_alias="FLOWFORGE_METRICS_TOKEN")
     api_host: str = Field(default="127.0.0.1", validation_alias="FLOWFORGE_API_HOST")
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="FLOWFORGE_API_PORT")
     runner_limit: int = Field(default=4, ge=1, le=256, validation_alias="FLOWFORGE_RUNNER_LIMIT")

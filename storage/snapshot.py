@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.models import Order, Payment, Product, SagaEvent, SagaStep, WarehouseRecord
 
 BATCH = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; `next_offset` is where the next page starts, None on the last."""
+
+    items: T
+    next_offset: int | None
+
+
+def _rows(
+    session: Session, statement: SelectOfScalar[T], *, limit: int, offset: int
+) -> Page[list[T]]:
+    """At most `limit` rows of `statement` from `offset` on: one query, for one row more."""
+    rows = list(session.exec(statement.offset(offset).limit(limit + 1)).all())
+    if len(rows) > limit:
+        return Page(rows[:limit], offset + limit)
+    return Page(rows, None)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -137,21 +158,30 @@ def payments(session: Session) -> list[dict[str, Any]]:
     return [payment_dict(p) for p in rows]
 
 
+def warehouse_dict(w: WarehouseRecord) -> dict[str, Any]:
+    return {
+        "order_id": w.order_id,
+        "product_id": w.product_id,
+        "quantity": w.quantity,
+        "status": w.status,
+        "created_at": iso(w.created_at),
+    }
+
+
 def warehouse(session: Session) -> list[dict[str, Any]]:
     rows = session.exec(select(WarehouseRecord).order_by(col(WarehouseRecord.id))).all()
-    return [
-        {
-            "order_id": w.order_id,
-            "product_id": w.product_id,
-            "quantity": w.quantity,
-            "status": w.status,
-            "created_at": iso(w.created_at),
-        }
-        for w in rows
-    ]
+    return [warehouse_dict(w) for w in rows]
+
+
+def warehouse_page(session: Session, *, limit: int, offset: int) -> Page[list[dict[str, Any]]]:
+    """A page of warehouse records, newest first."""
+    newest_first = select(WarehouseRecord).order_by(col(WarehouseRecord.id).desc())
+    page = _rows(session, newest_first, limit=limit, offset=offset)
+    return Page([warehouse_dict(w) for w in page.items], page.next_offset)
 
 
 def snapshot(session: Session) -> dict[str, Any]:
+    """Everything, oldest order first (the admin CLI's snapshot)."""
     orders = session.exec(select(Order).order_by(col(Order.created_at))).all()
     return {
         "orders": order_summaries(session, orders),
@@ -159,3 +189,28 @@ def snapshot(session: Session) -> dict[str, Any]:
         "payments": payments(session),
         "warehouse": warehouse(session),
     }
+
+
+def snapshot_page(session: Session, *, limit: int, offset: int) -> Page[dict[str, Any]]:
+    """The snapshot of a page of orders, newest first: those orders, their payments and
+    warehouse records, and the whole inventory (a catalog is small)."""
+    newest_first = select(Order).order_by(col(Order.created_at).desc(), col(Order.order_id).desc())
+    page = _rows(session, newest_first, limit=limit, offset=offset)
+    ids = [order.order_id for order in page.items]
+    charges = session.exec(
+        select(Payment)
+        .where(col(Payment.order_id).in_(ids))
+        .order_by(col(Payment.created_at).desc())
+    ).all()
+    records = session.exec(
+        select(WarehouseRecord)
+        .where(col(WarehouseRecord.order_id).in_(ids))
+        .order_by(col(WarehouseRecord.id).desc())
+    ).all()
+    found = {
+        "orders": order_summaries(session, page.items),
+        "inventory": inventory(session),
+        "payments": [payment_dict(p) for p in charges],
+        "warehouse": [warehouse_dict(w) for w in records],
+    }
+    return Page(found, page.next_offset)

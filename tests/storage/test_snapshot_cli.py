@@ -1,0 +1,26 @@
+"""`python -m storage snapshot` still prints everything: the API pages, the admin CLI does not."""
+
+from __future__ import annotations
+
+import json
+
+from storage.db import session_scope
+from storage.snapshot import snapshot
+from tests.conftest import run_module
+from tests.dashboard.factory import fill_orders
+
+ORDERS = 150  # more than a page of the API's (100)
+
+
+def test_the_cli_snapshot_prints_every_order_oldest_first(db):
+    fill_orders(ORDERS)
+    printed = run_module("storage", "snapshot")
+    assert printed.returncode == 0, printed.stderr
+    everything = json.loads(printed.stdout)
+    assert [order["order_id"] for order in everything["orders"]] == [
+        f"bulk-{n:06d}" for n in range(ORDERS)
+    ]
+    with session_scope(readonly=True) as session:
+        assert everything == snapshot(session)
+    assert len(everything["payments"]) > 100
+    assert len(everything["warehouse"]) > 100
