@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
 
+from alembic.util import CommandError
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, create_engine
 
-from storage import models
+from storage import migrations, models
 from storage.errors import StorageUnavailable
-from storage.migrations import SchemaTooNew, migrate
 from storage.settings import get_settings
 
 DEFAULT_CATALOG = (
@@ -36,27 +36,43 @@ def database_url() -> str:
 
 
 def get_engine(url: str | None = None, *, create: bool = False) -> Engine:
-    """The engine for `url` (default: the configured database), schema ensured on first use.
-    A SQLite file that does not exist is created only when `create` is set or it is the
-    embedded default; otherwise it is refused, so a removed or mistyped database is never
-    silently replaced by an empty one."""
+    """The engine for `url` (default: the configured database), its schema checked on first
+    use. When `create` is set or it is the embedded default, a missing SQLite file is created
+    and a schema behind the code migrated; otherwise both are refused, so a removed or mistyped
+    database is never silently replaced by an empty one, nor an old one changed unasked."""
     url = url or database_url()
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            try:
-                path = _sqlite_file(url)
-                if path is not None and not path.exists():
-                    _refuse_missing(path, create or get_settings().is_embedded_default())
-                engine = _create_engine(url)
-                ensure_schema(engine)
-            except (ArgumentError, ImportError, DatabaseError, SchemaTooNew) as exc:
-                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                raise StorageUnavailable(f"cannot use database {url!r}: {reason}") from exc
-            if path is not None:
-                _files[url] = (path, _identity(path))
+            engine = _open(url, migrate=create or get_settings().is_embedded_default())
             _engines[url] = engine
     _check_same_file(url)
+    return engine
+
+
+def _open(url: str, *, migrate: bool) -> Engine:
+    """A new engine on `url` whose schema is at head; any problem is one `StorageUnavailable`."""
+    try:
+        path = _sqlite_file(url)
+        if path is not None and not path.exists():
+            _refuse_missing(path, migrate)
+        engine = _create_engine(url)
+        try:
+            _ready_schema(engine, migrate=migrate)
+        except BaseException:
+            engine.dispose()
+            raise
+    except (
+        ArgumentError,
+        ImportError,
+        DatabaseError,
+        CommandError,
+        migrations.SchemaMismatch,
+    ) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StorageUnavailable(f"cannot use database {url!r}: {reason}") from exc
+    if path is not None:
+        _files[url] = (path, _identity(path))
     return engine
 
 
@@ -140,14 +156,29 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create or upgrade the schema and load the default catalog into an empty database."""
+def _ready_schema(engine: Engine, *, migrate: bool) -> None:
+    """Check the schema is at head (one cheap read); behind it, migrate when allowed."""
+    try:
+        with engine.connect() as connection:
+            migrations.check(connection.execution_options(**{READONLY_OPTION: True}))
+    except migrations.SchemaBehind:
+        if not migrate:
+            raise
+        _upgrade_schema(engine)
+
+
+def _upgrade_schema(engine: Engine, *, reset: bool = False) -> None:
+    """Bring the schema to head in one transaction (one migrating process at a time) and load
+    the default catalog into a database created from nothing; `reset` first drops every
+    FlowForge table and the migrations' version table."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(7406551)"))
-        migrate(connection)
-        with Session(bind=connection) as session:
-            if session.exec(select(models.Product).limit(1)).first() is None:
+        if reset:
+            SQLModel.metadata.drop_all(connection)
+            connection.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        if migrations.upgrade(connection):
+            with Session(bind=connection) as session:
                 load_default_catalog(session)
                 session.flush()
 
@@ -204,9 +235,6 @@ def migrate_database(url: str | None = None) -> None:
 
 
 def reset_database(url: str | None = None) -> None:
-    """Drop every FlowForge table, recreate them and load the default catalog (creating the
-    database file if need be)."""
-    engine = get_engine(url, create=True)
-    with engine.begin() as connection:
-        SQLModel.metadata.drop_all(connection)
-    ensure_schema(engine)
+    """Empty the database and load the default catalog, in one transaction (creating the
+    database if need be; one migrated by a newer FlowForge is refused)."""
+    _upgrade_schema(get_engine(url, create=True), reset=True)

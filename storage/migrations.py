@@ -1,47 +1,130 @@
-"""Schema versions. A new database is created at `SCHEMA_VERSION`; an older one is upgraded
-one version at a time by `UPGRADES`, in the transaction that opens it; a database written by
-a newer FlowForge is refused rather than misread."""
+"""Schema migrations with Alembic; the scripts are in storage/alembic/versions.
+
+Opening a database only compares its `alembic_version` row with the scripts' head (`check`);
+`upgrade` runs the scripts, in the caller's transaction. A database stamped by the version
+table used before Alembic (`schema_version`, versions 1 and 2) is adopted by `upgrade`: stamped
+at the matching revision, the old table dropped, then upgraded — all in that one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.util
+import subprocess
+import sys
+import tempfile
+from argparse import Namespace
+from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import Connection, text
-from sqlmodel import Session, SQLModel, select
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, inspect, text
 
-from storage.models import SchemaVersion
-
-SCHEMA_VERSION = 2
-
-
-def _add_task_run_id(connection: Connection) -> None:
-    """2: orders run by the intake remember their `fulfill-order` task run."""
-    connection.execute(text("ALTER TABLE orders ADD COLUMN task_run_id VARCHAR"))
-
-
-# UPGRADES[n] takes a database from version n - 1 to n (add one entry per schema change).
-UPGRADES: dict[int, Callable[[Connection], None]] = {2: _add_task_run_id}
+SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+VERSION_TABLE = "alembic_version"  # Alembic's default
+LEGACY_TABLE = "schema_version"
+LEGACY_REVISIONS = {1: "0001", 2: "0002"}  # the old table's version -> the same schema's revision
+MIGRATE = "run `python -m storage migrate`"
 
 
-class SchemaTooNew(RuntimeError):
-    def __init__(self, found: int) -> None:
-        super().__init__(
-            f"the database is at schema version {found}, newer than this FlowForge "
-            f"({SCHEMA_VERSION}); upgrade FlowForge"
+class SchemaMismatch(RuntimeError):
+    """The database's schema is not at this FlowForge's head."""
+
+
+class SchemaBehind(SchemaMismatch):
+    """The database's schema is older than this FlowForge's (or absent): migrate it."""
+
+
+class SchemaAhead(SchemaMismatch):
+    """The database was migrated by a newer FlowForge: this one would misread it."""
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built here so that it works from any directory; scripts run on
+    `connection`."""
+    config = Config(cmd_opts=Namespace(quiet=True))
+    config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The newest revision of the scripts (read once per process)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _known(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    return revision in {script.revision for script in scripts}
+
+
+def _legacy_version(connection: Connection) -> int | None:
+    """The version in the pre-Alembic version table (None: no such table)."""
+    if not inspect(connection).has_table(LEGACY_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version FROM {LEGACY_TABLE}")).scalar_one()
+
+
+def check(connection: Connection) -> None:
+    """Raise `SchemaBehind` or `SchemaAhead` unless the database is at head."""
+    found = MigrationContext.configure(connection).get_current_revision()
+    if found == head():
+        return
+    if found is not None:
+        if not _known(found):
+            raise SchemaAhead(
+                f"its schema is at revision {found}, unknown to this FlowForge (head {head()}): "
+                "it was migrated by a newer FlowForge; upgrade FlowForge"
+            )
+        raise SchemaBehind(f"its schema is at revision {found}, behind head {head()}: {MIGRATE}")
+    version = _legacy_version(connection)
+    if version is None:
+        raise SchemaBehind(f"it has no FlowForge schema: {MIGRATE}")
+    if version not in LEGACY_REVISIONS:
+        raise SchemaAhead(
+            f"its schema is at version {version}, unknown to this FlowForge; upgrade FlowForge"
         )
+    raise SchemaBehind(f"its schema is at version {version}, from before Alembic: {MIGRATE}")
 
 
-def migrate(connection: Connection) -> int:
-    """Bring the schema to `SCHEMA_VERSION`; returns the version found before."""
-    SQLModel.metadata.create_all(connection)  # a new database: every table at this version
-    with Session(bind=connection) as session:
-        row = session.exec(select(SchemaVersion)).first() or SchemaVersion(version=SCHEMA_VERSION)
-        found = row.version
-        if found > SCHEMA_VERSION:
-            raise SchemaTooNew(found)
-        for version in range(row.version + 1, SCHEMA_VERSION + 1):
-            UPGRADES[version](connection)
-        row.version = SCHEMA_VERSION
-        session.add(row)
-        session.flush()
-    return found
+def upgrade(connection: Connection) -> bool:
+    """Bring the schema to head, adopting a pre-Alembic database; True when it was created from
+    nothing (a new or emptied database)."""
+    try:
+        check(connection)
+        return False
+    except SchemaBehind:
+        pass
+    config = alembic_config(connection)
+    created = MigrationContext.configure(connection).get_current_revision() is None
+    version = _legacy_version(connection) if created else None
+    if version is not None:
+        command.stamp(config, LEGACY_REVISIONS[version])
+        connection.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
+    command.upgrade(config, "head")
+    return created and version is None
+
+
+def new_revision(message: str) -> Path:
+    """Write the next revision, autogenerated from what the models add to head (compared on a
+    scratch SQLite database); its file, lint-fixed and formatted when ruff is installed."""
+    config = alembic_config()
+    revisions = len(list(ScriptDirectory.from_config(config).walk_revisions()))
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = create_engine(f"sqlite:///{scratch}/head.sqlite3")
+        try:
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                script = command.revision(
+                    config, message, autogenerate=True, rev_id=f"{revisions + 1:04d}"
+                )
+        finally:
+            engine.dispose()
+    path = Path(script.path)
+    if importlib.util.find_spec("ruff"):
+        for ruff in (["format"], ["check", "--fix"]):
+            subprocess.run([sys.executable, "-m", "ruff", *ruff, "--quiet", str(path)], check=False)
+    return path

@@ -19,15 +19,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SchemaVersion(SQLModel, table=True):
-    """One row: the schema version of this database (see storage/migrations.py)."""
-
-    __tablename__ = "schema_version"
-
-    id: int = Field(default=1, primary_key=True)
-    version: int
-
-
 class Product(SQLModel, table=True):
     __tablename__ = "products"
 

@@ -107,12 +107,14 @@ def postgres_cluster() -> Iterator[str]:
 
 @pytest.fixture
 def pg_db(postgres_cluster: str, monkeypatch: pytest.MonkeyPatch, request) -> Iterator[str]:
-    """A fresh PostgreSQL database as DATABASE_URL for this test and its children."""
+    """A fresh PostgreSQL database (default catalog) as DATABASE_URL for this test and its
+    children."""
     from tests import postgres
 
     name = "ff_" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     url = postgres.create_database(postgres_cluster, name)
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
+    migrate_database()
     yield url
     get_settings.cache_clear()

@@ -1,87 +1,284 @@
-"""Schema versions: stamped on creation, upgraded in order, a newer database refused; an
-unusable database is a one-line error, not a traceback."""
+"""Alembic migrations on SQLite and PostgreSQL: from empty to head and back, a pre-Alembic
+database adopted, a database behind the code or ahead of it refused in one line, the models
+and the scripts in agreement; an unusable database is a one-line error, not a traceback."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
-from sqlalchemy import inspect, text, update
+import sqlalchemy
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Connection, Integer, Table, inspect, text
+from sqlmodel import SQLModel
 
 from storage import db as storage_db
 from storage import migrations
-from storage.db import get_engine, session_scope
+from storage.__main__ import main as storage_main
+from storage.db import get_engine, migrate_database
 from storage.errors import StorageUnavailable
-from storage.models import SchemaVersion
-from tests.conftest import child_env, run_module
+from storage.settings import get_settings
+from tests.conftest import PYTHON, child_env, run_module
+
+TABLES = set(SQLModel.metadata.tables) | {"alembic_version"}
+HEAD = migrations.head()
 
 
-def version() -> int:
-    with session_scope() as session:
-        return session.get(SchemaVersion, 1).version
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The URL of a database with nothing in it, configured as DATABASE_URL (so not the
+    embedded default)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/ff.sqlite3"
+    else:
+        from tests import postgres
+
+        cluster = request.getfixturevalue("postgres_cluster")
+        url = postgres.create_database(cluster, f"ff_migrations_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    forget(url)
+    get_settings.cache_clear()
 
 
-def reopen(url: str) -> None:
-    """Forget this process's engine so the next use opens (and migrates) the database anew."""
-    storage_db._engines.pop(url).dispose()
+def forget(url: str) -> None:
+    """Drop this process's engine on `url`, so that the next use opens (and checks) it anew."""
+    engine = storage_db._engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
-def test_new_database_is_stamped(db):
-    assert version() == migrations.SCHEMA_VERSION
+@contextmanager
+def raw(url: str) -> Iterator[Connection]:
+    """A transaction on `url` that bypasses FlowForge's checks (as an operator's SQL shell)."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
-def test_older_database_is_upgraded_in_order(db, monkeypatch):
-    engine = get_engine()
-    url = engine.url.render_as_string(hide_password=False)
-    applied = []
-    nxt = migrations.SCHEMA_VERSION + 1
-
-    def add_note_column(connection) -> None:
-        connection.execute(text("ALTER TABLE products ADD COLUMN note TEXT"))
-        applied.append(nxt)
-
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", nxt)
-    monkeypatch.setitem(migrations.UPGRADES, nxt, add_note_column)
-    reopen(url)
-    assert version() == nxt
-    assert applied == [nxt]
-    assert "note" in {c["name"] for c in inspect(get_engine()).get_columns("products")}
+def revision(url: str) -> str | None:
+    with raw(url) as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
-def test_version_1_database_gains_task_run_id_and_keeps_its_orders(db):
-    engine = get_engine()
-    url = engine.url.render_as_string(hide_password=False)
-    with session_scope() as session:
-        session.execute(
-            text(
-                "INSERT INTO orders (order_id, workflow_id, product_id, quantity,"
-                " customer_id, payment_method, amount, status, cancel_requested,"
-                " created_at, updated_at) VALUES ('o1', 'order-o1', 'SKU-001', 1,"
-                " 'c', 'tok_visa', 1000, 'completed', 0, '2026-01-01', '2026-01-01')"
-            )
+def tables(url: str) -> set[str]:
+    with raw(url) as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def columns(url: str, table: str) -> set[str]:
+    with raw(url) as connection:
+        return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
+def differences(url: str) -> list:
+    """What autogenerate would write to bring the database to the models (nothing, if agreed)."""
+    with raw(url) as connection:
+        return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+
+
+def alembic(url: str, verb: str, target: str) -> None:
+    """`alembic upgrade|downgrade TARGET` on `url`."""
+    with raw(url) as connection:
+        getattr(command, verb)(migrations.alembic_config(connection), target)
+
+
+def insert_order(connection: Connection, order_id: str) -> None:
+    """A completed order, written with the columns of every schema version."""
+    connection.execute(
+        text(
+            "INSERT INTO orders (order_id, workflow_id, product_id, quantity, customer_id,"
+            " payment_method, amount, status, cancel_requested, created_at, updated_at)"
+            " VALUES (:id, :workflow, 'SKU-001', 1, 'c', 'tok_visa', 2500, 'completed',"
+            " :cancel, :now, :now)"
+        ),
+        {"id": order_id, "workflow": f"order-{order_id}", "cancel": False, "now": now()},
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def order_statuses(url: str) -> dict[str, str]:
+    with raw(url) as connection:
+        return dict(connection.execute(text("SELECT order_id, status FROM orders")).all())
+
+
+def one_line_error(*args: str, env: dict[str, str] | None = None) -> str:
+    """The single stderr line of `python -m storage args…`, which must exit 2."""
+    done = run_module("storage", *args, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_upgrade_from_empty_creates_every_table_and_the_catalog(fresh):
+    migrate_database()
+    assert revision(fresh) == HEAD
+    assert tables(fresh) == TABLES
+    with raw(fresh) as connection:
+        products = connection.execute(text("SELECT product_id FROM products")).scalars().all()
+    assert sorted(products) == [product for product, *_ in storage_db.DEFAULT_CATALOG]
+
+
+def test_the_models_and_the_migrations_agree(fresh):
+    migrate_database()
+    assert differences(fresh) == []
+
+
+def test_upgrade_downgrade_upgrade_round_trips(fresh):
+    migrate_database()
+    alembic(fresh, "downgrade", "0001")
+    assert revision(fresh) == "0001"
+    assert "task_run_id" not in columns(fresh, "orders")
+    alembic(fresh, "downgrade", "base")
+    assert revision(fresh) is None
+    assert tables(fresh) == {"alembic_version"}
+    alembic(fresh, "upgrade", "head")
+    assert revision(fresh) == HEAD
+    assert tables(fresh) == TABLES
+    assert differences(fresh) == []
+
+
+@pytest.mark.parametrize("version", sorted(migrations.LEGACY_REVISIONS))
+def test_a_pre_alembic_database_is_adopted_and_keeps_its_orders(fresh, version):
+    with raw(fresh) as connection:  # as the version table's FlowForge created it
+        SQLModel.metadata.create_all(connection)
+        if version == 1:
+            connection.execute(text("ALTER TABLE orders DROP COLUMN task_run_id"))
+        connection.execute(
+            text("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
         )
-    with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE orders DROP COLUMN task_run_id"))
-        connection.execute(update(SchemaVersion).values(version=1))
-    reopen(url)
-    assert version() == migrations.SCHEMA_VERSION
-    columns = {c["name"] for c in inspect(get_engine()).get_columns("orders")}
-    assert "task_run_id" in columns
-    with session_scope() as session:
-        assert session.execute(
-            text("SELECT status FROM orders WHERE order_id = 'o1'")
-        ).scalar() == ("completed")
-
-
-def test_newer_database_is_refused(db):
-    engine = get_engine()
-    url = engine.url.render_as_string(hide_password=False)
-    with session_scope() as session:
-        session.execute(update(SchemaVersion).values(version=99))
-    reopen(url)
-    with pytest.raises(StorageUnavailable, match="schema version 99, newer than this FlowForge"):
+        connection.execute(text("INSERT INTO schema_version VALUES (1, :v)"), {"v": version})
+        insert_order(connection, "o1")
+    message = (
+        f"its schema is at version {version}, from before Alembic: run `python -m storage migrate`"
+    )
+    with pytest.raises(StorageUnavailable, match=re.escape(message)):
         get_engine()
-    done = run_module("storage", "audit")
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "newer than this FlowForge" in done.stderr
+    assert one_line_error("audit").endswith("run `python -m storage migrate`")
+
+    done = run_module("storage", "migrate")
+    assert done.returncode == 0, done.stderr
+    assert revision(fresh) == HEAD
+    assert tables(fresh) == TABLES  # the old version table is gone
+    assert differences(fresh) == []
+    assert order_statuses(fresh) == {"o1": "completed"}
+    with raw(fresh) as connection:  # adopting adds no rows (no default catalog)
+        assert connection.execute(text("SELECT count(*) FROM products")).scalar() == 0
+    assert run_module("storage", "snapshot").returncode == 0
+
+
+def test_a_database_behind_head_is_refused_until_migrated(fresh):
+    migrate_database()
+    with raw(fresh) as connection:
+        insert_order(connection, "o1")
+    forget(fresh)
+    alembic(fresh, "downgrade", "0001")
+    message = "its schema is at revision 0001, behind head 0002: run `python -m storage migrate`"
+    with pytest.raises(StorageUnavailable, match=re.escape(message)):
+        get_engine()
+    assert one_line_error("snapshot") == (
+        f"python -m storage: error: cannot use database {fresh!r}: {message}"
+    )
+    assert revision(fresh) == "0001"  # refused, not changed
+    done = run_module("storage", "migrate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"migrated {fresh}: schema at revision {HEAD}\n"
+    assert order_statuses(fresh) == {"o1": "completed"}
+    assert "task_run_id" in columns(fresh, "orders")
+
+
+def test_an_empty_database_is_refused_until_migrated(fresh):
+    with raw(fresh) as connection:
+        connection.execute(text("SELECT 1"))  # SQLite: the file now exists, empty
+    assert one_line_error("audit").endswith(
+        "it has no FlowForge schema: run `python -m storage migrate`"
+    )
+    assert tables(fresh) == set()
+
+
+def test_the_embedded_default_migrates_itself(tmp_path):
+    path = tmp_path / ".flowforge" / "flowforge.sqlite3"
+    url = f"sqlite:///{path}"
+    migrate_database(url)
+    forget(url)
+    with raw(url) as connection:
+        insert_order(connection, "o1")
+    alembic(url, "downgrade", "0001")
+    env = child_env()
+    env.pop("FLOWFORGE_DB_PATH", None)
+    done = run_module("storage", "snapshot", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [order["order_id"] for order in json.loads(done.stdout)["orders"]] == ["o1"]
+    assert revision(url) == HEAD
+
+
+def test_a_database_ahead_of_the_code_is_refused(fresh):
+    migrate_database()
+    forget(fresh)
+    with raw(fresh) as connection:
+        insert_order(connection, "o1")
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    message = (
+        "its schema is at revision 0099, unknown to this FlowForge (head 0002): it was migrated "
+        "by a newer FlowForge; upgrade FlowForge"
+    )
+    with pytest.raises(StorageUnavailable, match=re.escape(message)):
+        get_engine()
+    for args in (["audit"], ["migrate"], ["reset"]):
+        assert one_line_error(*args).endswith(message)
+    assert revision(fresh) == "0099"
+    assert order_statuses(fresh) == {"o1": "completed"}
+
+
+@pytest.fixture
+def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the migration scripts, used instead of the package's; and a `notes` table in
+    the models that no script creates yet."""
+    location = tmp_path / "alembic"
+    shutil.copytree(
+        migrations.SCRIPT_LOCATION, location, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", location)
+    notes = Table("notes", SQLModel.metadata, Column("id", Integer, primary_key=True))
+    try:
+        yield location
+    finally:
+        SQLModel.metadata.remove(notes)
+
+
+def test_revision_writes_the_next_script_from_the_models(scratch_scripts, tmp_path, capsys):
+    assert storage_main(["revision", "-m", "Add notes"]) == 0
+    script = scratch_scripts / "versions" / "0003_add_notes.py"
+    assert capsys.readouterr().out == f"wrote {script}\n"
+    source = script.read_text()
+    assert 'down_revision = "0002"' in source
+    assert 'op.create_table(\n        "notes",' in source
+    lint = subprocess.run([PYTHON, "-m", "ruff", "check", "--quiet", str(script)])
+    assert lint.returncode == 0
+    url = f"sqlite:///{tmp_path}/with-notes.sqlite3"
+    alembic(url, "upgrade", "head")
+    assert revision(url) == "0003"
+    assert "notes" in tables(url)
+    alembic(url, "downgrade", "0002")
+    assert "notes" not in tables(url)
 
 
 @pytest.mark.parametrize(
