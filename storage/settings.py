@@ -23,6 +23,11 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     db_path: str = Field(default=DEFAULT_DB_PATH, validation_alias="FLOWFORGE_DB_PATH")
+    # PostgreSQL connections per process: see docs/scale-out.md for sizing.
+    db_pool_size: int = Field(default=10, ge=1, le=500, validation_alias="FLOWFORGE_DB_POOL_SIZE")
+    db_max_overflow: int = Field(
+        default=5, ge=0, le=500, validation_alias="FLOWFORGE_DB_MAX_OVERFLOW"
+    )
     step_retries: int = Field(default=3, ge=0, le=100, validation_alias="FLOWFORGE_STEP_RETRIES")
     compensation_retries: int = Field(
         default=3, ge=0, le=100, validation_alias="FLOWFORGE_COMPENSATION_RETRIES"

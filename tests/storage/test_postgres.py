@@ -7,6 +7,7 @@ import pytest
 from storage import operations
 from storage.db import session_scope
 from storage.errors import InsufficientStock
+from storage.settings import get_settings
 from tests.conftest import assert_audit_clean
 from tests.flows.helpers import engine_state, place, race
 from tests.storage.helpers import charge
@@ -46,3 +47,14 @@ def test_eight_racing_processes_on_postgres_sell_exactly_the_stock(prefect_serve
     sku = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
     assert (sku["available"], sku["reserved"]) == (0, 10)
     assert_audit_clean()
+
+
+def test_the_connection_pool_is_sized_by_settings(pg_db, monkeypatch):
+    from storage import db as storage_db
+
+    monkeypatch.setenv("FLOWFORGE_DB_POOL_SIZE", "3")
+    monkeypatch.setenv("FLOWFORGE_DB_MAX_OVERFLOW", "1")
+    get_settings.cache_clear()
+    storage_db._engines.pop(pg_db).dispose()  # opened by the fixture with the defaults
+    pool = storage_db.get_engine().pool
+    assert (pool.size(), pool._max_overflow) == (3, 1)
