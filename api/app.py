@@ -28,13 +28,13 @@ from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from flows.outcome import Outcome
 from flows.reconcile import request_retry
-from storage import lookups, operations, snapshot, telemetry
+from storage import operations, snapshot, telemetry
 from storage import saga as log
 from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
 from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
-from storage.models import Order, OrderCreate
+from storage.models import Order, OrderCreate, Payment
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
@@ -202,7 +202,8 @@ def receive_stock(
 @router.get("/payments/{charge_id}", responses={status.HTTP_404_NOT_FOUND: {}})
 def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, Any]:
     with session_scope(readonly=True) as session:
-        found = lookups.payment(session, charge_id=charge_id)
+        row = session.get(Payment, charge_id)
+        found = snapshot.payment_dict(row) if row else None
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"payment {charge_id!r} not found")
     return found

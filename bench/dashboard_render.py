@@ -22,7 +22,7 @@ def measure(orders: int, runs: int) -> dict[str, float]:
     # imported here: FLOWFORGE_DB_PATH must be set before storage reads its settings
     from streamlit.testing.v1 import AppTest
 
-    from tests.dashboard.factory import fill_orders
+    from bench.factory import fill_orders
 
     started = time.perf_counter()
     fill_orders(orders)

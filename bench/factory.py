@@ -1,5 +1,6 @@
-"""Bulk fixtures for the dashboard: thousands of settled orders written straight through
-storage in a few multi-row INSERTs, consistent enough that the audit stays clean."""
+"""Bulk fixtures for the dashboard tests and the render bench: thousands of settled orders
+written straight through storage in a few multi-row INSERTs, consistent enough that the audit
+stays clean."""
 
 from __future__ import annotations
 

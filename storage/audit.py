@@ -1,4 +1,5 @@
-"""The audit: every invariant of DESIGN.md, checked in SQL. An empty list means clean."""
+"""The audit: every invariant of the README's Invariants section, checked in SQL. An empty
+list means clean."""
 
 from __future__ import annotations
 

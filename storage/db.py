@@ -25,6 +25,8 @@ DEFAULT_CATALOG = (
 )
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READONLY_OPTION = "flowforge_readonly"
+# PostgreSQL advisory lock held while a process migrates (one migrating process at a time)
+MIGRATION_LOCK_KEY = 7406551
 
 _engines: dict[str, Engine] = {}
 _files: dict[str, tuple[Path, tuple[int, int]]] = {}  # SQLite url -> (file, its identity)
@@ -179,7 +181,7 @@ def _upgrade_schema(engine: Engine, *, reset: bool = False) -> None:
     FlowForge table and the migrations' version table."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(7406551)"))
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
         if reset:
             SQLModel.metadata.drop_all(connection)
             connection.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))

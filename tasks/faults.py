@@ -1,4 +1,5 @@
-"""Fault injection from the environment: `FAIL_AT` and `CRASH_AT` (see DESIGN.md)."""
+"""Fault injection from the environment: `FAIL_AT` and `CRASH_AT` (see the README's Fault
+injection)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +18,8 @@ os.environ.pop("FAIL_AT", None)
 os.environ.pop("CRASH_AT", None)
 os.environ.pop("DATABASE_URL", None)
 
-from storage.audit import audit  # noqa: E402
-from storage.db import migrate_database, session_scope  # noqa: E402
+from storage.db import migrate_database  # noqa: E402
 from storage.settings import get_settings  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -53,43 +48,6 @@ def prefect_server() -> Iterator[str]:
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield str(PREFECT_API_URL.value())
-
-
-def assert_audit_clean() -> None:
-    with session_scope(readonly=True) as session:
-        problems = audit(session)
-    assert problems == [], problems
-
-
-def child_env(api_url: str | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a FlowForge subprocess sharing this test's database and Prefect server."""
-    env = {k: v for k, v in os.environ.items() if k not in {"FAIL_AT", "CRASH_AT"}}
-    env["PYTHONPATH"] = str(ROOT)
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    env.update(extra)
-    return env
-
-
-PYTHON = sys.executable
-
-
-def run_module(
-    module: str,
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-    cwd: Path = ROOT,
-) -> subprocess.CompletedProcess:
-    """`python -m module args…` in a child process (default: `child_env()`), output captured."""
-    return subprocess.run(
-        [PYTHON, "-m", module, *args],
-        env=env or child_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
+from bench.factory import fill_orders
 from flows.fulfill import record_order
 from storage.db import session_scope
 from storage.models import ORDER_STATUSES, Order, SagaEvent, SagaStep, utcnow
 from storage.settings import get_settings
 from storage.telemetry import ORDER_BUCKETS, STEP_BUCKETS
-from tests.dashboard.factory import fill_orders
 from tests.flows.helpers import place
 
 # (FAIL_AT, order arguments): sagas run for real, so their steps carry start and end times

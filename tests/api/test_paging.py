@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from bench.factory import fill_orders
 from storage.db import session_scope
 from storage.snapshot import snapshot
-from tests.dashboard.factory import fill_orders
 
 ORDERS = 250
 

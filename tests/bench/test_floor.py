@@ -15,8 +15,8 @@ from bench import floor
 from bench.workload import OrderSpec, record, write_orders
 from storage.db import session_scope
 from storage.models import Order, Payment, SagaEvent, SagaStep, WarehouseRecord
-from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import place
+from tests.support import assert_audit_clean, child_env, run_module
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "db")
 

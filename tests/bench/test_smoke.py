@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench.modes import MODES
-from tests.conftest import ROOT, run_module
+from tests.support import ROOT, run_module
 
 RUN_SECONDS = 300
 DOCS_CHART = ROOT / "docs" / "bench.png"

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 APP = ROOT / "dashboard" / "app.py"
 RENDER_TIMEOUT = 60

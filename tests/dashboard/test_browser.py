@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from dashboard.overview import COUNT_LABELS, HEALTH_LABELS
-from tests.conftest import PYTHON, ROOT, child_env
 from tests.dashboard.conftest import Filled
 from tests.dashboard.helpers import APP
+from tests.support import PYTHON, ROOT, child_env
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = (

@@ -9,13 +9,13 @@ from datetime import datetime
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench.factory import fill_orders
 from dashboard.style import money_text
 from flows.fulfill import order_result, record_order
-from tests.conftest import assert_audit_clean
 from tests.dashboard.conftest import Filled
-from tests.dashboard.factory import fill_orders
 from tests.dashboard.helpers import kpis, markdown, render, rerun, table
 from tests.flows.helpers import engine_state, place
+from tests.support import assert_audit_clean
 
 STEPS = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
 TERMINAL = ("completed", "failed", "needs_attention", "cancelled")

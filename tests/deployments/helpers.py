@@ -16,7 +16,7 @@ import httpx
 
 from deployments.stack import Child, descendants, free_port, start, wait_for, wait_ready
 from tests.api.helpers import order_body
-from tests.conftest import PYTHON, ROOT
+from tests.support import PYTHON, ROOT
 
 TERMINAL = {"completed", "failed", "needs_attention", "cancelled"}
 

@@ -21,7 +21,6 @@ from storage.db import session_scope
 from storage.operations import receive_stock
 from storage.settings import get_settings
 from tests import postgres
-from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.deployments.helpers import (
     TERMINAL,
     child_pid,
@@ -31,6 +30,7 @@ from tests.deployments.helpers import (
     wait_until,
 )
 from tests.flows.helpers import engine_state
+from tests.support import assert_audit_clean, child_env, run_module
 
 ORDERS = 100
 LEASE = "3"

@@ -17,7 +17,6 @@ from deployments.stack import Child, start, stop, wait_ready
 from flows.fulfill import record_order, run_order
 from storage.db import migrate_database
 from storage.settings import get_settings
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
 from tests.deployments.helpers import (
     TERMINAL,
     post_order,
@@ -27,6 +26,7 @@ from tests.deployments.helpers import (
     task_run_state,
     wait_until,
 )
+from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 
 from deployments.stack import alive, descendants
-from tests.conftest import child_env, run_module
 from tests.deployments.helpers import (
     TERMINAL,
     child_pid,
@@ -23,6 +22,7 @@ from tests.deployments.helpers import (
     wait_pid,
     wait_until,
 )
+from tests.support import child_env, run_module
 
 
 def test_stack_on_a_fresh_database_url_serves_an_order_and_stops_every_child(tmp_path):

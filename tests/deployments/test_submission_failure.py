@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 
 from deployments.stack import Child, stop
-from tests.conftest import assert_audit_clean, child_env
 from tests.deployments.helpers import (
     free_port,
     post_order,
@@ -17,6 +16,7 @@ from tests.deployments.helpers import (
     task_run_state,
     wait_until,
 )
+from tests.support import assert_audit_clean, child_env
 
 
 def test_an_order_recorded_while_prefect_is_down_runs_once_it_is_back(db, tmp_path):

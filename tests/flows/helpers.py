@@ -9,7 +9,7 @@ from typing import Any
 from flows.fulfill import order_result, record_order, run_order
 from storage.db import session_scope
 from storage.snapshot import snapshot
-from tests.conftest import PYTHON, ROOT, child_env
+from tests.support import PYTHON, ROOT, child_env
 
 
 def place(
@@ -146,7 +146,7 @@ def wait_until(condition: Any, what: str, timeout: float = 120) -> None:
 
 def sweep(api_url: str) -> dict[str, Any]:
     """`python -m flows.reconcile --stale-after 0` in a child; its JSON report."""
-    from tests.conftest import run_module
+    from tests.support import run_module
 
     result = run_module("flows.reconcile", "--stale-after", "0", env=child_env(api_url))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -11,8 +11,8 @@ import pytest
 
 from flows.batch import derived_order_id
 from flows.fulfill import order_result
-from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import engine_state, orders_by_id, ran_once
+from tests.support import assert_audit_clean, child_env, run_module
 
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 

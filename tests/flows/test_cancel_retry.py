@@ -10,8 +10,8 @@ import pytest
 from flows.cancel import cancel
 from flows.reconcile import retry_order
 from storage.errors import OrderNotFound
-from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import engine_state, order_result, place, spawn_order
+from tests.support import assert_audit_clean, child_env, run_module
 
 pytestmark = pytest.mark.usefixtures("db")
 

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from flows.fulfill import main
-from tests.conftest import assert_audit_clean, child_env, run_module
 from tests.flows.helpers import engine_state
+from tests.support import assert_audit_clean, child_env, run_module
 
 GOOD = [
     "--product",

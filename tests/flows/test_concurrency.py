@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import assert_audit_clean
 from tests.flows.helpers import engine_state, race
+from tests.support import assert_audit_clean
 
 
 def test_racing_processes_never_oversell(db, prefect_server):

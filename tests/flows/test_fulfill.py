@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_audit_clean
 from tests.flows.helpers import attempts_of, engine_state, flow_run_state_name, place
+from tests.support import assert_audit_clean
 
 STEPS = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
 

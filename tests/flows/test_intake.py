@@ -19,7 +19,6 @@ from flows.fulfill import order_result
 from storage import saga as log
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, utcnow
-from tests.conftest import assert_audit_clean, child_env
 from tests.deployments.helpers import start_intake, task_run_state
 from tests.flows.helpers import (
     STEP_NAMES,
@@ -31,6 +30,7 @@ from tests.flows.helpers import (
     sweep,
     wait_until,
 )
+from tests.support import assert_audit_clean, child_env
 
 LEASE = 2.0
 # each order's first charge attempt fails and is retried after 0.5 s: every order is in

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.fulfill import order_result
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env, run_module
+from tests.support import PYTHON, ROOT, assert_audit_clean, child_env, run_module
 
 ORDER = ["--product", "SKU-001", "--quantity", "1", "--customer", "c", "--payment-method", "t"]
 

@@ -14,7 +14,6 @@ from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage.models import utcnow
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
 from tests.flows.helpers import (
     completions_per_step,
     engine_state,
@@ -22,6 +21,7 @@ from tests.flows.helpers import (
     order_status,
     spawn_order,
 )
+from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 LEASE = "1"  # children's lease: a killed process's claim lapses after a second
 STEP_POINTS = ["inventory", "payment", "warehouse"]

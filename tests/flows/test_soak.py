@@ -17,8 +17,8 @@ from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage import operations
 from storage.db import session_scope
-from tests.conftest import PYTHON, ROOT, assert_audit_clean, child_env
 from tests.flows.helpers import engine_state
+from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 ORDERS = 200
 WORKERS = 3

@@ -12,7 +12,7 @@ from storage import operations, saga
 from storage.audit import audit
 from storage.db import session_scope
 from storage.models import Order, Payment, Product, WarehouseRecord, utcnow
-from tests.conftest import run_module
+from tests.support import run_module
 
 
 def make_order(order_id: str, status: str, *, whole: bool = True) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from storage.db import session_scope
 from storage.errors import StorageUnavailable
-from tests.conftest import child_env, run_module
+from tests.support import child_env, run_module
 
 
 def storage_command(path: Path, *args: str) -> tuple[int, str]:

@@ -28,7 +28,7 @@ from storage.__main__ import main as storage_main
 from storage.db import get_engine, migrate_database
 from storage.errors import StorageUnavailable
 from storage.settings import get_settings
-from tests.conftest import PYTHON, child_env, run_module
+from tests.support import PYTHON, child_env, run_module
 
 TABLES = set(SQLModel.metadata.tables) | {"alembic_version"}
 HEAD = migrations.head()

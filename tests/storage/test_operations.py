@@ -9,9 +9,9 @@ from storage import operations
 from storage.db import session_scope
 from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
 from storage.models import Payment, Product, Reservation, WarehouseRecord
-from tests.conftest import assert_audit_clean
 from tests.flows.helpers import engine_state
 from tests.storage.helpers import charge
+from tests.support import assert_audit_clean
 
 
 def product(product_id: str) -> Product:

@@ -8,9 +8,9 @@ from storage import operations
 from storage.db import session_scope
 from storage.errors import InsufficientStock
 from storage.settings import get_settings
-from tests.conftest import assert_audit_clean
 from tests.flows.helpers import engine_state, place, race
 from tests.storage.helpers import charge
+from tests.support import assert_audit_clean
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 

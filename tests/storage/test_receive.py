@@ -10,8 +10,8 @@ from storage import operations
 from storage.__main__ import main
 from storage.db import session_scope
 from storage.errors import ProductMismatch
-from tests.conftest import run_module
 from tests.flows.helpers import engine_state
+from tests.support import run_module
 
 
 def stock(product_id: str) -> dict:

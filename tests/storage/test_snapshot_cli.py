@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from bench.factory import fill_orders
 from storage.db import session_scope
 from storage.snapshot import snapshot
-from tests.conftest import run_module
-from tests.dashboard.factory import fill_orders
+from tests.support import run_module
 
 ORDERS = 150  # more than a page of the API's (100)
 
