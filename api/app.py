@@ -28,8 +28,7 @@ from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from flows.outcome import Outcome
 from flows.reconcile import request_retry
-from storage import operations, snapshot, telemetry
-from storage import saga as log
+from storage import operations, saga_log, snapshot, telemetry
 from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
@@ -90,7 +89,7 @@ async def health() -> dict[str, str]:
 
 def _find(workflow_id: str) -> Order:
     with session_scope(readonly=True) as session:
-        order = log.find_order(session, order_or_workflow_id=workflow_id)
+        order = saga_log.find_order(session, order_or_workflow_id=workflow_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {workflow_id!r} not found")
     return order
@@ -119,7 +118,7 @@ def create_order(body: OrderCreate) -> OrderStarted:
 def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[dict[str, Any]]:
     """Known orders, newest first, without their events."""
     with session_scope(readonly=True) as session:
-        orders = log.list_orders(session, limit=limit, offset=offset)
+        orders = saga_log.list_orders(session, limit=limit, offset=offset)
         return snapshot.order_summaries(session, orders)
 
 

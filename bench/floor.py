@@ -21,7 +21,7 @@ from typing import Any
 from sqlmodel import Session
 
 from flows.saga import STEPS, SagaRun
-from storage import saga
+from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
 from storage.settings import get_settings
@@ -34,7 +34,7 @@ Call = Callable[..., Any]
 @contextmanager
 def _fenced(order_id: str) -> Iterator[Session]:
     """A transaction that first renews this process's lease on the order."""
-    with saga.fenced(
+    with saga_log.fenced(
         order_id=order_id, owner=OWNER, lease_seconds=get_settings().lease_seconds
     ) as session:
         yield session
@@ -43,7 +43,7 @@ def _fenced(order_id: str) -> Iterator[Session]:
 def begin(order_id: str) -> None:
     """Take the order's lease."""
     with session_scope() as session:
-        if not saga.acquire_lease(
+        if not saga_log.acquire_lease(
             session, order_id=order_id, owner=OWNER, lease_seconds=get_settings().lease_seconds
         ):
             raise LeaseLost(order_id)
@@ -64,14 +64,14 @@ def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
     nothing, so its own compensation is skipped)."""
     step = STEPS[position]
     with _fenced(order_id) as session:
-        saga.set_step_status(
+        saga_log.set_step_status(
             session, order_id=order_id, name=step.name, status="failed", error=reason
         )
         if refused and step.compensation is not None:
-            saga.set_step_status(
+            saga_log.set_step_status(
                 session, order_id=order_id, name=step.compensation.name, status="skipped"
             )
-        saga.update_order(
+        saga_log.update_order(
             session,
             order_id=order_id,
             status="compensating",
@@ -94,20 +94,20 @@ def finish(order_id: str, status: str, failures: dict[str, str]) -> str:
     failed on the saga log and in the failure reason, and free the lease."""
     with _fenced(order_id) as session:
         if status == "completed":
-            if not saga.complete_unless_cancelled(session, order_id=order_id, owner=OWNER):
+            if not saga_log.complete_unless_cancelled(session, order_id=order_id, owner=OWNER):
                 raise RuntimeError(f"order {order_id} was cancelled: the floor does not cancel")
         else:
             values: dict[str, Any] = {"status": status, "current_step": None}
             for name, error in failures.items():
-                saga.set_step_status(
+                saga_log.set_step_status(
                     session, order_id=order_id, name=name, status="failed", error=error
                 )
             if failures:
-                reason = saga.get_order(session, order_id=order_id).failure_reason
+                reason = saga_log.get_order(session, order_id=order_id).failure_reason
                 problems = "; ".join(f"{name}: {error}" for name, error in failures.items())
                 values["failure_reason"] = f"{reason} | compensation failed: {problems}"
-            saga.update_order(session, order_id=order_id, **values)
-        saga.release_lease(session, order_id=order_id, owner=OWNER)
+            saga_log.update_order(session, order_id=order_id, **values)
+        saga_log.release_lease(session, order_id=order_id, owner=OWNER)
     return status
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from storage import saga
+from storage import saga_log
 from storage.audit import audit
 from storage.db import session_scope
 from storage.models import Order
@@ -73,7 +73,7 @@ def receive(url: str, specs: list[OrderSpec]) -> None:
 def record(spec: OrderSpec) -> None:
     """Record the order as pending in the configured database, as every entry point does."""
     with session_scope() as session:
-        saga.create_order(
+        saga_log.create_order(
             session,
             order_id=spec.order_id,
             workflow_id=f"order-{spec.order_id}",

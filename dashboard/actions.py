@@ -18,6 +18,7 @@ from dashboard.data import audit_problems
 from flows.cancel import cancel
 from flows.fulfill import record_order, run_order
 from flows.outcome import Outcome
+from flows.prefect_api import run_ui_url
 from flows.reconcile import retry_order
 from storage.models import ACTIVE_STATUSES
 from tasks import faults
@@ -56,10 +57,9 @@ def order_run(summary: dict[str, Any]) -> tuple[str, str | None]:
 
 def run_url(kind: str, run_id: str | None) -> str | None:
     """The Prefect UI page of a `flow run` or `task run`, when a Prefect server is configured."""
-    ui_url = os.environ.get("PREFECT_UI_URL") or get_current_settings().ui_url
-    if not (run_id and prefect_api_url() and ui_url):
+    if not (run_id and prefect_api_url()):
         return None
-    return f"{ui_url.rstrip('/')}/runs/{kind.replace(' ', '-')}/{run_id}"
+    return run_ui_url(kind.replace(" ", "-"), run_id)
 
 
 @contextmanager

@@ -7,8 +7,8 @@ from sqlalchemy.engine import make_url
 
 from dashboard import actions
 from dashboard.data import read
-from flows.cli import MAX_QUANTITY
 from storage.db import database_url
+from storage.models import MAX_QUANTITY
 from storage.snapshot import inventory
 
 REFRESH_CHOICES = (2, 5, 10, 30)

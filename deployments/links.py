@@ -12,14 +12,10 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.settings import (
-    PREFECT_API_URL,
-    PREFECT_CLIENT_MAX_RETRIES,
-    PREFECT_UI_URL,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from flows.outcome import PREFECT_ERRORS
+from flows.prefect_api import run_ui_url
 
 LINK_TIMEOUT_SECONDS = 1.0
 STATE_TTL_SECONDS = 5.0
@@ -42,12 +38,11 @@ def run_links(*, flow_run_id: str | None, task_run_id: str | None) -> dict[str, 
 
 
 def _link(kind: str, run_id: str) -> dict[str, Any]:
-    ui_url = PREFECT_UI_URL.value()
     info: dict[str, Any] = {
         "id": run_id,
         "state": None,
         "state_type": None,
-        "url": f"{ui_url}/runs/{kind}/{run_id}" if ui_url else None,
+        "url": run_ui_url(kind, run_id),
     }
     if PREFECT_API_URL.value():
         info.update(_state(kind, run_id))

@@ -32,7 +32,7 @@ from flows.cli import run_command
 from flows.fulfill import record_order
 from flows.outcome import EXIT_CODES, EXIT_IN_PROGRESS
 from flows.pipeline import Pipeline, run_until_stopped
-from storage import saga as log
+from storage import saga_log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import IdConflict
@@ -173,7 +173,7 @@ class FileOrders:
         """Whether the order recorded before under this id is still in progress; `BadLine`
         when the line describes it differently (it is not the same order)."""
         with session_scope(readonly=True) as session:
-            known = log.get_order(session, order_id=order_id)
+            known = saga_log.get_order(session, order_id=order_id)
         fields = ("product_id", "quantity", "customer_id", "payment_method")
         if any(getattr(known, f) != getattr(line, f) for f in fields):
             raise BadLine(f"order {order_id} exists already with other details")

@@ -16,7 +16,7 @@ from flows.cli import run_command, valid_order_id
 from flows.fulfill import order_result
 from flows.outcome import Outcome, exit_code, human_summary, publish_artifact, run_locally
 from flows.saga import settle_order
-from storage import saga as log
+from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.settings import get_settings
@@ -29,12 +29,12 @@ def request_cancel(order_id: str) -> Outcome:
     """Only flag the order (and reopen the compensations of one that needs attention):
     whoever drives it stops at the next step boundary; the intake takes a completed one."""
     with session_scope() as session:
-        order = log.get_order(session, order_id=order_id)
+        order = saga_log.get_order(session, order_id=order_id)
         if order.status in SETTLED:
             flagged = False
         else:
-            flagged = log.request_cancel(session, order_id=order_id)
-            log.reopen_compensations(session, order_id=order_id)
+            flagged = saga_log.request_cancel(session, order_id=order_id)
+            saga_log.reopen_compensations(session, order_id=order_id)
     summary = order_result(order_id)
     if summary["status"] in SETTLED:
         return Outcome(summary, False, f"order {order_id} is already {summary['status']}")

@@ -11,11 +11,10 @@ from flows.outcome import EXIT_IN_PROGRESS
 from flows.prefect_api import PrefectUnavailable
 from storage.cli import OneLineParser, number, whole_number
 from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
-from storage.models import ORDER_ID
+from storage.models import MAX_QUANTITY, ORDER_ID
 from tasks.faults import FaultSpecError, validate
 
 ORDER_ID_PATTERN = re.compile(ORDER_ID)
-MAX_QUANTITY = 1_000_000
 MAX_SECONDS = 7 * 24 * 3600  # a week: longer is a typo (or inf), not a setting
 
 

@@ -23,7 +23,7 @@ from flows.outcome import (
 )
 from flows.prefect_api import PrefectUnavailable
 from flows.saga import drive_order
-from storage import saga as log
+from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.errors import IdConflict
@@ -34,7 +34,7 @@ from storage.snapshot import order_summary
 def order_result(order_id: str) -> dict[str, Any]:
     """The order's summary as the CLI and the API report it."""
     with session_scope() as session:
-        return order_summary(session, log.get_order(session, order_id=order_id))
+        return order_summary(session, saga_log.get_order(session, order_id=order_id))
 
 
 @flow(name="fulfill-order", flow_run_name="{order_id}", persist_result=False)
@@ -70,7 +70,7 @@ def record_order(
     order_id = order_id or new_order_id()
     workflow_id = workflow_id or f"order-{order_id}"
     with session_scope() as session:
-        order, created = log.create_order(
+        order, created = saga_log.create_order(
             session,
             order_id=order_id,
             workflow_id=workflow_id,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from flows.cli import bounded_seconds, run_command
 from flows.pipeline import RETRY_SECONDS, Pipeline, run_until_stopped
-from storage import saga as log
+from storage import saga_log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import StorageUnavailable
@@ -45,10 +45,10 @@ class ClaimedOrders:
         retried at the next look: a database restart does not stop the intake)."""
         try:
             with session_scope(readonly=True) as session:
-                if not log.pending_unclaimed(session):
+                if not saga_log.pending_unclaimed(session):
                     return []
             with session_scope() as session:
-                return log.claim_pending(
+                return saga_log.claim_pending(
                     session, owner=self.owner, limit=limit, lease_seconds=self.lease_seconds
                 )
         except OperationalError as exc:
@@ -62,7 +62,7 @@ class ClaimedOrders:
     def give_back(self, order_ids: list[str]) -> None:
         with session_scope() as session:
             for order_id in order_ids:
-                log.release_lease(session, order_id=order_id, owner=self.owner)
+                saga_log.release_lease(session, order_id=order_id, owner=self.owner)
 
 
 def intake_pipeline(concurrency: int, poll_seconds: float) -> Pipeline:
@@ -91,7 +91,7 @@ def order_intake(concurrency: int | None = None, poll_seconds: float | None = No
 def check_ready() -> None:
     """Fail fast (one line) unless the database and the Prefect server both answer."""
     with session_scope(readonly=True) as session:
-        log.pending_unclaimed(session)
+        saga_log.pending_unclaimed(session)
     with get_client(sync_client=True) as client:
         if (error := client.api_healthcheck()) is not None:
             raise StorageUnavailable(f"the Prefect server does not answer: {error}")

@@ -27,6 +27,7 @@ from prefect.settings import (
     PREFECT_API_AUTH_STRING,
     PREFECT_API_URL,
     PREFECT_HOME,
+    PREFECT_UI_URL,
     temporary_settings,
 )
 
@@ -46,6 +47,13 @@ def auth_string() -> str | None:
     """The Prefect server's basic-auth string when FlowForge's token closes it."""
     token = get_settings().api_token
     return f"{PREFECT_AUTH_USER}:{token}" if token else None
+
+
+def run_ui_url(kind: str, run_id: str) -> str | None:
+    """The Prefect UI page of a run (`kind` is `flow-run` or `task-run`), or None when no UI
+    URL is configured."""
+    ui_url = PREFECT_UI_URL.value()
+    return f"{ui_url.rstrip('/')}/runs/{kind}/{run_id}" if ui_url else None
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from flows.cli import non_negative_seconds, run_command, valid_order_id
 from flows.fulfill import fulfill_order, order_result
 from flows.outcome import HANDED_OVER, PREFECT_ERRORS, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
-from storage import saga as log
+from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES
@@ -74,7 +74,7 @@ def mark_crashed(task_run_ids: list[str]) -> None:
 
 def _sweep(stale_after: float) -> dict[str, Any]:
     with session_scope() as session:
-        orders = log.stale_orders(session, stale_after=stale_after)
+        orders = saga_log.stale_orders(session, stale_after=stale_after)
     stale = [order.order_id for order in orders]
     mark_crashed([order.task_run_id for order in orders if order.task_run_id])
     tally: dict[str, list[str]] = {}
@@ -107,7 +107,7 @@ def reconcile(stale_after: float = DEFAULT_STALE_AFTER, retry_order_id: str | No
 def request_retry(order_id: str) -> Outcome:
     """Reopen a `needs_attention` order's pending compensations for the intake to re-run."""
     with session_scope() as session:
-        reopened = log.reopen_compensations(session, order_id=order_id)
+        reopened = saga_log.reopen_compensations(session, order_id=order_id)
     summary = order_result(order_id)
     if reopened:
         return Outcome(summary, True, f"retry of order {order_id} requested")

@@ -12,13 +12,14 @@ from typing import Any
 from prefect import Task
 from sqlmodel import Session
 
-from storage import saga as log
+from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
 from storage.models import ACTIVE_STATUSES, Order, SagaStep
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
+from tasks.saga_task import with_current_retries
 from tasks.warehouse import revert_warehouse, update_warehouse
 
 CANCELLED_REASON = "cancelled by request"
@@ -77,30 +78,30 @@ class SagaRun:
 
     def _order(self) -> Order:
         with session_scope() as session:
-            return log.get_order(session, order_id=self.order_id)
+            return saga_log.get_order(session, order_id=self.order_id)
 
     def _fenced(self) -> AbstractContextManager[Session]:
         """A transaction that first renews our lease (`LeaseLost` if someone took it over)."""
-        return log.fenced(
+        return saga_log.fenced(
             order_id=self.order_id, owner=self.owner, lease_seconds=get_settings().lease_seconds
         )
 
     def _update(self, **values: Any) -> Order:
         with self._fenced() as session:
-            return log.update_order(session, order_id=self.order_id, **values)
+            return saga_log.update_order(session, order_id=self.order_id, **values)
 
     def _enter(self, position: int, step: Step) -> tuple[Order, SagaStep | None]:
         """Mark the order at `step` and put the step (and its compensation, first) on the
         rollback stack, in one transaction; no step row when a cancel was requested."""
         with self._fenced() as session:
-            order = log.update_order(
+            order = saga_log.update_order(
                 session, order_id=self.order_id, status="running", current_step=step.name
             )
             if order.cancel_requested:
                 return order, None
             key = step.idempotency_key(self.order_id) if step.idempotency_key else None
             if step.compensation is not None:
-                log.register_step(
+                saga_log.register_step(
                     session,
                     order_id=self.order_id,
                     name=step.compensation.name,
@@ -108,7 +109,7 @@ class SagaRun:
                     position=position,
                     idempotency_key=key,
                 )
-            row = log.register_step(
+            row = saga_log.register_step(
                 session,
                 order_id=self.order_id,
                 name=step.name,
@@ -129,13 +130,13 @@ class SagaRun:
             if row.status == "failed":
                 raise StopForward(row.error or f"{step.name} failed", step.name)
             try:
-                step.task(self.order_id, self.owner, **step.arguments(order))
+                with_current_retries(step.task)(self.order_id, self.owner, **step.arguments(order))
             except LeaseLost:
                 raise
             except DomainRefusal as exc:
                 if step.compensation is not None:
                     with session_scope() as session:
-                        log.set_step_status(
+                        saga_log.set_step_status(
                             session,
                             order_id=self.order_id,
                             name=step.compensation.name,
@@ -151,7 +152,7 @@ class SagaRun:
         with session_scope() as session:
             pending = [
                 row
-                for row in reversed(log.saga_steps(session, order_id=self.order_id))
+                for row in reversed(saga_log.saga_steps(session, order_id=self.order_id))
                 if row.kind == "compensation"
                 and row.status in {"registered", "compensating", "failed"}
             ]
@@ -159,7 +160,7 @@ class SagaRun:
         for row in pending:
             self._update(current_step=row.name)
             try:
-                COMPENSATIONS[row.name](self.order_id, self.owner)
+                with_current_retries(COMPENSATIONS[row.name])(self.order_id, self.owner)
             except LeaseLost:
                 raise
             except Exception as exc:
@@ -191,9 +192,11 @@ class SagaRun:
     def _complete(self) -> bool:
         """Mark the order completed unless a cancel arrived during the last step."""
         with session_scope() as session:
-            if log.complete_unless_cancelled(session, order_id=self.order_id, owner=self.owner):
+            if saga_log.complete_unless_cancelled(
+                session, order_id=self.order_id, owner=self.owner
+            ):
                 return True
-            if log.get_order(session, order_id=self.order_id).lease_owner != self.owner:
+            if saga_log.get_order(session, order_id=self.order_id).lease_owner != self.owner:
                 raise LeaseLost(self.order_id)
             return False
 
@@ -211,7 +214,7 @@ def drive_order(
     the Prefect run that drives it)."""
     settings = get_settings()
     with session_scope() as session:
-        if not log.acquire_lease(
+        if not saga_log.acquire_lease(
             session,
             order_id=order_id,
             owner=owner,
@@ -220,7 +223,7 @@ def drive_order(
         ):
             return None
         if before:
-            log.update_order(session, order_id=order_id, **before)
+            saga_log.update_order(session, order_id=order_id, **before)
     run = SagaRun(order_id, owner)
     try:
         return run.drive()
@@ -228,7 +231,7 @@ def drive_order(
         return None
     finally:
         with session_scope() as session:
-            log.release_lease(session, order_id=order_id, owner=owner)
+            saga_log.release_lease(session, order_id=order_id, owner=owner)
 
 
 def settle_order(order_id: str, owner: str, **fields: Any) -> str | None:
@@ -236,7 +239,7 @@ def settle_order(order_id: str, owner: str, **fields: Any) -> str | None:
     progress; fully compensated when it is completed (or needs attention) and a cancellation
     was requested. None when another process holds it. `fields` are set once it is ours."""
     with session_scope() as session:
-        order = log.get_order(session, order_id=order_id)
+        order = saga_log.get_order(session, order_id=order_id)
     if order.status in ACTIVE_STATUSES:
         return drive_order(order_id, owner, before=fields)
     undo = {"status": "compensating", **fields}  # unwind whatever is on the rollback stack

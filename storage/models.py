@@ -76,6 +76,7 @@ class OrderBase(SQLModel):
 
 
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # order and workflow ids
+MAX_QUANTITY = 1_000_000  # units in one order
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
@@ -88,7 +89,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: Text = Check(examples=["SKU-001"])
-    quantity: int = Check(strict=True, ge=1, le=1_000_000, examples=[2])
+    quantity: int = Check(strict=True, ge=1, le=MAX_QUANTITY, examples=[2])
     customer_id: Text = Check(examples=["cust-42"])
     payment_method: Text = Check(examples=["tok_visa"])
     order_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["ord_42"])

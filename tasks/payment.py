@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from storage import operations, saga
+from storage import operations, saga_log
 from tasks.saga_task import saga_task
 
 
@@ -31,7 +31,7 @@ def process_payment(
         payment_method=payment_method,
         customer_id=customer_id,
     )
-    saga.update_order(session, order_id=order_id, amount=payment.amount)
+    saga_log.update_order(session, order_id=order_id, amount=payment.amount)
     return payment.charge_id
 
 

@@ -18,7 +18,7 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from sqlmodel import Session
 
-from storage import saga
+from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
 from storage.settings import get_settings
@@ -26,6 +26,9 @@ from tasks import faults
 
 R = TypeVar("R")
 FINAL_ERRORS = (DomainRefusal, LeaseLost)
+# task name -> the setting that holds its retry count
+_RETRIES_SETTING: dict[str, str] = {}
+_with_policy: dict[tuple[int, int, tuple[float, ...]], Task[..., Any]] = {}
 
 
 def _exception_of(state: State) -> BaseException | None:
@@ -46,12 +49,12 @@ def record_final_failure(task_: Task, _task_run: TaskRun, state: State) -> None:
     if context is None or isinstance(exc, LeaseLost):
         return
     try:
-        with saga.fenced(
+        with saga_log.fenced(
             order_id=context.parameters["order_id"],
             owner=context.parameters["lease_owner"],
             lease_seconds=get_settings().lease_seconds,
         ) as session:
-            saga.set_step_status(
+            saga_log.set_step_status(
                 session,
                 order_id=context.parameters["order_id"],
                 name=task_.name,
@@ -76,14 +79,14 @@ class Attempt:
         """The attempt's start, its side effect and its success in one fenced transaction; a
         failure rolls the side effect back and is recorded in a transaction of its own."""
         try:
-            with saga.fenced(**self.lease) as session:
+            with saga_log.fenced(**self.lease) as session:
                 number = self._begin(session)
                 result = effect(session)
                 self._end(session, number)
         except LeaseLost:
             raise
         except Exception as exc:
-            with saga.fenced(**self.lease) as session:
+            with saga_log.fenced(**self.lease) as session:
                 self._end(session, self._begin(session), exc)
             raise
         return result
@@ -91,11 +94,11 @@ class Attempt:
     def run_with_faults(self, point: str, effect: Callable[[Session], R]) -> R:
         """Each stage in its own transaction, so that a fault injected just before or just
         after the side effect finds the saga log exactly as a crash at that moment would."""
-        with saga.fenced(**self.lease) as session:
+        with saga_log.fenced(**self.lease) as session:
             number = self._begin(session)
         try:
             faults.maybe_crash(point, "before")
-            with saga.fenced(**self.lease) as session:
+            with saga_log.fenced(**self.lease) as session:
                 result = effect(session)
             faults.maybe_crash(point, "after")
             faults.maybe_fail(point, number, self.order_id)
@@ -108,12 +111,12 @@ class Attempt:
         return result
 
     def _begin(self, session: Session) -> int:
-        return saga.begin_attempt(
+        return saga_log.begin_attempt(
             session, order_id=self.order_id, name=self.name, event_status=self.statuses[0]
         )
 
     def _end(self, session: Session, number: int, error: Exception | None = None) -> None:
-        saga.end_attempt(
+        saga_log.end_attempt(
             session,
             order_id=self.order_id,
             name=self.name,
@@ -132,6 +135,19 @@ def _task_signature(fn: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(fn).replace(parameters=[order_id, owner, *rest])
 
 
+def with_current_retries(task_: Task[..., R]) -> Task[..., R]:
+    """`task_` with the retry count and delays the settings give now, when it is about to run
+    (not the ones of when `tasks` was imported); one copy per policy is kept."""
+    settings = get_settings()
+    retries = getattr(settings, _RETRIES_SETTING[task_.name])
+    delays = tuple(settings.retry_delays)
+    key = (id(task_), retries, delays)
+    if (configured := _with_policy.get(key)) is None:
+        configured = task_.with_options(retries=retries, retry_delay_seconds=list(delays))
+        _with_policy[key] = configured
+    return configured
+
+
 def saga_task(
     *, name: str, point: str, compensation: bool = False
 ) -> Callable[[Callable[..., R]], Task[..., R]]:
@@ -141,8 +157,8 @@ def saga_task(
     renews that owner's lease first.
     """
     settings = get_settings()
-    retries = settings.compensation_retries if compensation else settings.step_retries
-    lease_seconds = settings.lease_seconds
+    _RETRIES_SETTING[name] = "compensation_retries" if compensation else "step_retries"
+    retries = getattr(settings, _RETRIES_SETTING[name])  # until `with_current_retries`
     statuses = ("compensating", "compensated") if compensation else ("started", "completed")
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
@@ -154,7 +170,11 @@ def saga_task(
             attempt = Attempt(
                 order_id=order_id,
                 name=name,
-                lease={"order_id": order_id, "owner": owner, "lease_seconds": lease_seconds},
+                lease={
+                    "order_id": order_id,
+                    "owner": owner,
+                    "lease_seconds": get_settings().lease_seconds,
+                },
                 statuses=statuses,
             )
             effect = functools.partial(fn, **arguments)

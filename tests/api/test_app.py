@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import operations
-from storage import saga as log
+from storage import operations, saga_log
 from storage.db import session_scope
 from storage.settings import get_settings
 from tests.api.helpers import ORDER, order_body
@@ -27,7 +26,7 @@ def test_post_order_records_it_for_the_intake(client):
     assert status["status"] == "pending"
     assert (status["flow_run"], status["task_run"]) == (None, None)
     with session_scope() as session:
-        assert log.get_order(session, order_id=body["order_id"]).lease_owner is None
+        assert saga_log.get_order(session, order_id=body["order_id"]).lease_owner is None
     for key in ("steps_completed", "compensation_triggered", "current_step", "failure_reason"):
         assert key in status
     assert status["events"] == []
@@ -147,7 +146,7 @@ def test_cancel_a_pending_order_flags_it_once_and_a_settled_one_is_409(client):
     assert answers[1].json()["message"] == "cancellation was already requested"
     assert client.get(f"/orders/{order_id}/status").json()["cancel_requested"] is True
     with session_scope() as session:
-        log.update_order(session, order_id=order_id, status="cancelled")
+        saga_log.update_order(session, order_id=order_id, status="cancelled")
     assert client.post(f"/orders/{order_id}/cancel").status_code == 409
 
 
@@ -155,7 +154,7 @@ def test_retry_reopens_a_needs_attention_order_once(client):
     order_id = client.post("/orders", json=ORDER).json()["order_id"]
     assert client.post(f"/orders/{order_id}/retry").status_code == 409
     with session_scope() as session:
-        log.update_order(session, order_id=order_id, status="needs_attention")
+        saga_log.update_order(session, order_id=order_id, status="needs_attention")
     answers = [client.post(f"/orders/{order_id}/retry") for _ in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert [(a.json()["status"], a.json()["changed"]) for a in answers] == [
@@ -164,7 +163,9 @@ def test_retry_reopens_a_needs_attention_order_once(client):
         ("compensating", False),
     ]
     with session_scope() as session:  # queued for the intake: nobody holds it
-        assert log.claim_pending(session, owner="intake", limit=5, lease_seconds=30) == [order_id]
+        assert saga_log.claim_pending(session, owner="intake", limit=5, lease_seconds=30) == [
+            order_id
+        ]
 
 
 def test_workflow_id_may_not_reuse_another_orders_id(client):

@@ -16,7 +16,7 @@ import pytest
 
 from deployments.stack import Child, stop
 from flows.fulfill import order_result
-from storage import saga as log
+from storage import saga_log
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, utcnow
 from tests.deployments.helpers import start_intake, task_run_state
@@ -243,7 +243,7 @@ def claim_all(owner: str, start: threading.Barrier, claimed: list[str]) -> None:
     start.wait()
     while True:
         with session_scope() as session:
-            batch = log.claim_pending(session, owner=owner, limit=2, lease_seconds=30)
+            batch = saga_log.claim_pending(session, owner=owner, limit=2, lease_seconds=30)
         if not batch:
             return
         claimed.extend(batch)
@@ -261,7 +261,7 @@ def test_claim_pending_gives_each_order_to_one_owner():
             running: {"status": "running", "lease_owner": "dead", "lease_expires_at": past},
             done: {"status": "failed"},
         }.items():
-            log.update_order(session, order_id=order_id, **values)
+            saga_log.update_order(session, order_id=order_id, **values)
 
     claims: dict[str, list[str]] = {"a": [], "b": []}
     start = threading.Barrier(len(claims))
@@ -281,4 +281,4 @@ def test_claim_pending_gives_each_order_to_one_owner():
         assert {rows[oid].lease_owner for oid in claimed} <= {owner}
     assert rows[held].lease_owner == "other"
     with session_scope() as session:  # every lease is live now: nothing more to take
-        assert log.claim_pending(session, owner="c", limit=100, lease_seconds=30) == []
+        assert saga_log.claim_pending(session, owner="c", limit=100, lease_seconds=30) == []

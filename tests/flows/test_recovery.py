@@ -156,7 +156,7 @@ def order_result_or_empty(order_id: str) -> list[dict]:
 
 @pytest.mark.usefixtures("db", "prefect_server")
 def test_a_process_that_lost_its_lease_changes_nothing():
-    from storage import saga as log
+    from storage import saga_log
     from storage.db import session_scope
     from storage.errors import LeaseLost
     from storage.models import Order
@@ -171,10 +171,10 @@ def test_a_process_that_lost_its_lease_changes_nothing():
         order_id="stolen-1",
     )
     with session_scope() as session:
-        assert log.acquire_lease(session, order_id="stolen-1", owner="A", lease_seconds=60)
+        assert saga_log.acquire_lease(session, order_id="stolen-1", owner="A", lease_seconds=60)
         session.get(Order, "stolen-1").lease_expires_at = utcnow() - timedelta(seconds=1)
     with session_scope() as session:  # A's lease lapsed; B takes the order over
-        assert log.acquire_lease(session, order_id="stolen-1", owner="B", lease_seconds=60)
+        assert saga_log.acquire_lease(session, order_id="stolen-1", owner="B", lease_seconds=60)
     before = engine_state()
     with pytest.raises(LeaseLost):
         reserve_inventory.fn("stolen-1", "A", product_id="SKU-001", quantity=2)

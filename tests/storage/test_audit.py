@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from storage import operations, saga
+from storage import operations, saga_log
 from storage.audit import audit
 from storage.db import session_scope
 from storage.models import Order, Payment, Product, WarehouseRecord, utcnow
@@ -18,7 +18,7 @@ from tests.support import run_module
 def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
     """An order with (when `whole`) one reservation, one charge and one warehouse record."""
     with session_scope() as s:
-        saga.create_order(
+        saga_log.create_order(
             s,
             order_id=order_id,
             workflow_id=f"order-{order_id}",
@@ -27,7 +27,7 @@ def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
             customer_id="c1",
             payment_method="tok_visa",
         )
-        saga.update_order(s, order_id=order_id, status=status)
+        saga_log.update_order(s, order_id=order_id, status=status)
         if whole:
             operations.reserve_stock(s, order_id=order_id, product_id="SKU-001", quantity=2)
             operations.charge(
@@ -143,7 +143,7 @@ def test_order_stuck_without_live_lease(db):
 def test_order_with_live_lease_is_fine(db):
     make_order("o1", "running", whole=False)
     with session_scope() as s:
-        assert saga.acquire_lease(s, order_id="o1", owner="me", lease_seconds=60)
+        assert saga_log.acquire_lease(s, order_id="o1", owner="me", lease_seconds=60)
     assert problems() == []
 
 

@@ -1,4 +1,4 @@
-"""Orders, leases and the saga log (steps, compensations and their events)."""
+"""The saga log: orders, their leases, and each order's steps, compensations and events."""
 
 from __future__ import annotations
 
