@@ -89,7 +89,9 @@ def test_two_intakes_on_postgres_share_the_orders_and_survive_a_kill(
             time.sleep(0.2)
         os.killpg(other.process.pid, signal.SIGKILL)  # mid-burst
         time.sleep(float(LEASE) + 1)
-        sweep = run_module("flows.reconcile", "--stale-after", "0", env=child_env(prefect_api))
+        sweep = run_module(
+            "flows.reconcile", "--stale-after", "0", env=child_env(prefect_api, **shared)
+        )
         assert sweep.returncode == 0, sweep.stderr[-2000:]
         final = [wait_until(api, oid, TERMINAL, timeout=120) for oid in ids]
 
