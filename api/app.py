@@ -33,7 +33,7 @@ from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
 from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
-from storage.models import Order, OrderCreate, Payment
+from storage.models import SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
@@ -153,7 +153,7 @@ def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
     intake compensates a completed one. `changed` is false when it was already requested."""
     order = _find(workflow_id)
     outcome = request_cancel(order.order_id)
-    if outcome.summary["status"] in {"failed", "cancelled"}:
+    if outcome.summary["status"] in SETTLED_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
     return _accepted(order, outcome)
 
@@ -171,7 +171,7 @@ def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
     `changed` is false when they are already queued or running."""
     order = _find(workflow_id)
     outcome = request_retry(order.order_id)
-    if not outcome.changed and outcome.summary["status"] != "compensating":
+    if not outcome.changed and outcome.summary["status"] != OrderStatus.COMPENSATING:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
     return _accepted(order, outcome)
 

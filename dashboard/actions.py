@@ -20,7 +20,7 @@ from flows.fulfill import record_order, run_order
 from flows.outcome import Outcome
 from flows.prefect_api import run_ui_url
 from flows.reconcile import retry_order
-from storage.models import ACTIVE_STATUSES
+from storage.models import ACTIVE_STATUSES, SETTLED_STATUSES, TERMINAL_STATUSES, OrderStatus
 from tasks import faults
 
 NOTICE_KEY = "notice"
@@ -35,12 +35,12 @@ def faults_allowed() -> bool:
 
 
 def can_retry(status: str) -> bool:
-    return status == "needs_attention"
+    return status == OrderStatus.NEEDS_ATTENTION
 
 
 def can_cancel(status: str) -> bool:
     """In flight, completed, or stuck in needs_attention: there is something to unwind."""
-    return status in ACTIVE_STATUSES or status in {"completed", "needs_attention"}
+    return status in ACTIVE_STATUSES or status in TERMINAL_STATUSES - SETTLED_STATUSES
 
 
 def prefect_api_url() -> str | None:

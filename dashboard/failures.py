@@ -10,6 +10,7 @@ from dashboard import actions
 from dashboard.data import read
 from dashboard.style import coloured, status_color
 from storage.metrics import attention_queue, compensation_runs, failure_points
+from storage.models import OrderStatus
 
 QUEUE_SHOWN = 10
 
@@ -24,7 +25,7 @@ def render() -> None:
             frame = pd.DataFrame({"step": list(counts), "orders": list(counts.values())})
             chart = (
                 alt.Chart(frame)
-                .mark_bar(color=status_color("failed"))
+                .mark_bar(color=status_color(OrderStatus.FAILED))
                 .encode(
                     y=alt.Y("step:N", sort="-x", title=None),
                     x=alt.X("orders:Q", title="orders"),

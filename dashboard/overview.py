@@ -8,7 +8,7 @@ from dashboard.data import audit_problems, read
 from dashboard.style import seconds_text
 from storage.db import database_url
 from storage.metrics import latency_percentiles, status_counts
-from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OrderStatus
 
 MAX_VIOLATIONS_SHOWN = 20
 COUNT_LABELS = (
@@ -42,13 +42,13 @@ def kpis() -> int:
     latency = read(latency_percentiles)
     total = sum(counts.values())
     finished = sum(counts.get(status, 0) for status in TERMINAL_STATUSES)
-    completed = counts.get("completed", 0)
+    completed = counts.get(OrderStatus.COMPLETED, 0)
     counted = (
         total,
         completed,
-        counts.get("failed", 0),
-        counts.get("needs_attention", 0),
-        counts.get("cancelled", 0),
+        counts.get(OrderStatus.FAILED, 0),
+        counts.get(OrderStatus.NEEDS_ATTENTION, 0),
+        counts.get(OrderStatus.CANCELLED, 0),
     )
     health = (
         sum(counts.get(status, 0) for status in ACTIVE_STATUSES),

@@ -7,27 +7,29 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from storage.models import ChargeStatus, EventStatus, OrderStatus
+
 STATUS_COLORS = {
-    "completed": "#2e7d32",
-    "failed": "#ef6c00",
-    "needs_attention": "#c62828",
-    "cancelled": "#6d4c41",
-    "pending": "#546e7a",
-    "running": "#1565c0",
-    "compensating": "#8e24aa",
+    OrderStatus.COMPLETED: "#2e7d32",
+    OrderStatus.FAILED: "#ef6c00",
+    OrderStatus.NEEDS_ATTENTION: "#c62828",
+    OrderStatus.CANCELLED: "#6d4c41",
+    OrderStatus.PENDING: "#546e7a",
+    OrderStatus.RUNNING: "#1565c0",
+    OrderStatus.COMPENSATING: "#8e24aa",
     # records and attempts
-    "charged": "#2e7d32",
-    "refunded": "#ef6c00",
-    "compensated": "#00838f",
+    ChargeStatus.CHARGED: "#2e7d32",
+    ChargeStatus.REFUNDED: "#ef6c00",
+    EventStatus.COMPENSATED: "#00838f",
 }
 BADGE_COLORS = {
-    "completed": "green",
-    "failed": "orange",
-    "needs_attention": "red",
-    "cancelled": "gray",
-    "pending": "gray",
-    "running": "blue",
-    "compensating": "violet",
+    OrderStatus.COMPLETED: "green",
+    OrderStatus.FAILED: "orange",
+    OrderStatus.NEEDS_ATTENTION: "red",
+    OrderStatus.CANCELLED: "gray",
+    OrderStatus.PENDING: "gray",
+    OrderStatus.RUNNING: "blue",
+    OrderStatus.COMPENSATING: "violet",
 }
 
 

@@ -11,16 +11,18 @@ import altair as alt
 import pandas as pd
 
 from dashboard.style import status_color
+from storage.models import EventStatus, OrderStatus, StepStatus
 
-BEGINS = {"started", "compensating"}
-ENDS = {"completed", "compensated", "failed"}
+BEGINS = {EventStatus.STARTED, EventStatus.COMPENSATING}
+ENDS = {EventStatus.COMPLETED, EventStatus.COMPENSATED, EventStatus.FAILED}
+RUNNING = StepStatus.RUNNING  # an attempt that has begun and not ended
 OUTCOME_COLORS = {
-    "completed": status_color("completed"),
-    "compensated": status_color("compensated"),
-    "failed": status_color("needs_attention"),
-    "running": status_color("running"),
+    EventStatus.COMPLETED: status_color(EventStatus.COMPLETED),
+    EventStatus.COMPENSATED: status_color(EventStatus.COMPENSATED),
+    EventStatus.FAILED: status_color(OrderStatus.NEEDS_ATTENTION),
+    RUNNING: status_color(RUNNING),
 }
-FAILED_COLOR = OUTCOME_COLORS["failed"]
+FAILED_COLOR = OUTCOME_COLORS[EventStatus.FAILED]
 MIN_BAR_SHARE = 0.025  # of the time span, so a 1 ms attempt is still visible
 
 
@@ -41,7 +43,7 @@ def attempts(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "step": event["step"],
                 "kind": kinds.get(event["step"], "step"),
                 "attempt": event["attempt"],
-                "outcome": "running",
+                "outcome": RUNNING,
                 "start_s": at,
                 "end_s": None,
                 "duration_ms": None,
@@ -85,7 +87,7 @@ def timeline_chart(rows: list[dict[str, Any]], failure_point: str | None) -> alt
         )
     )
     layers = [bars]
-    failed_at = frame[(frame["step"] == failure_point) & (frame["outcome"] == "failed")]
+    failed_at = frame[(frame["step"] == failure_point) & (frame["outcome"] == EventStatus.FAILED)]
     if not failed_at.empty:
         marker = pd.DataFrame(
             {"x": [failed_at["end_s"].max()], "label": [f"failed: {failure_point}"]}

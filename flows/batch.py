@@ -30,13 +30,13 @@ from rich.table import Table
 
 from flows.cli import run_command
 from flows.fulfill import record_order
-from flows.outcome import EXIT_CODES, EXIT_IN_PROGRESS
+from flows.outcome import EXIT_CODES, ExitCode
 from flows.pipeline import Pipeline, run_until_stopped
 from storage import saga_log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import IdConflict
-from storage.models import ACTIVE_STATUSES, OrderCreate
+from storage.models import ACTIVE_STATUSES, OrderCreate, OrderStatus
 from storage.settings import get_settings
 
 MAX_REPORTED = 1000  # bad lines and unfinished orders listed in the summary (all are counted)
@@ -114,7 +114,7 @@ class BatchReport:
 
     def ended(self, order_id: str, status: str) -> None:
         self.statuses[status] += 1
-        if status != "completed" and len(self.unfinished) < MAX_REPORTED:
+        if status != OrderStatus.COMPLETED and len(self.unfinished) < MAX_REPORTED:
             self.unfinished.append({"order_id": order_id, "status": status})
 
 
@@ -250,11 +250,13 @@ def batch_exit_code(summary: dict[str, Any]) -> int:
     """The worst outcome: 3 needs_attention, 4 an order left in progress, 1 failed or
     cancelled orders or bad lines, 0 every order completed."""
     statuses = set(summary["statuses"])
-    if "needs_attention" in statuses:
-        return EXIT_CODES["needs_attention"]
+    if OrderStatus.NEEDS_ATTENTION in statuses:
+        return ExitCode.NEEDS_ATTENTION
     if statuses - set(EXIT_CODES):
-        return EXIT_IN_PROGRESS
-    return 1 if summary["bad_line_count"] or statuses - {"completed"} else 0
+        return ExitCode.IN_PROGRESS
+    if summary["bad_line_count"] or statuses - {OrderStatus.COMPLETED}:
+        return ExitCode.FAILED
+    return ExitCode.COMPLETED
 
 
 def batch(args: argparse.Namespace) -> int:

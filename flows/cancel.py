@@ -14,15 +14,22 @@ from prefect.runtime import flow_run
 
 from flows.cli import run_command, valid_order_id
 from flows.fulfill import order_result
-from flows.outcome import Outcome, exit_code, human_summary, publish_artifact, run_locally
+from flows.outcome import (
+    ExitCode,
+    Outcome,
+    exit_code,
+    human_summary,
+    publish_artifact,
+    run_locally,
+)
 from flows.saga import settle_order
 from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
+from storage.models import SETTLED_STATUSES, OrderStatus
 from storage.settings import get_settings
 
 POLL_SECONDS = 0.25
-SETTLED = frozenset({"failed", "cancelled"})
 
 
 def request_cancel(order_id: str) -> Outcome:
@@ -30,13 +37,13 @@ def request_cancel(order_id: str) -> Outcome:
     whoever drives it stops at the next step boundary; the intake takes a completed one."""
     with session_scope() as session:
         order = saga_log.get_order(session, order_id=order_id)
-        if order.status in SETTLED:
+        if order.status in SETTLED_STATUSES:
             flagged = False
         else:
             flagged = saga_log.request_cancel(session, order_id=order_id)
             saga_log.reopen_compensations(session, order_id=order_id)
     summary = order_result(order_id)
-    if summary["status"] in SETTLED:
+    if summary["status"] in SETTLED_STATUSES:
         return Outcome(summary, False, f"order {order_id} is already {summary['status']}")
     message = "cancellation requested" if flagged else "cancellation was already requested"
     return Outcome(summary, flagged, message)
@@ -44,13 +51,13 @@ def request_cancel(order_id: str) -> Outcome:
 
 def _cancel(order_id: str, owner: str) -> Outcome:
     requested = request_cancel(order_id)
-    if requested.summary["status"] in SETTLED:
+    if requested.summary["status"] in SETTLED_STATUSES:
         return requested
     deadline = time.monotonic() + 2 * get_settings().lease_seconds
     drove = False
     while True:
         status = order_result(order_id)["status"]
-        if status in SETTLED or (status == "needs_attention" and drove):
+        if status in SETTLED_STATUSES or (status == OrderStatus.NEEDS_ATTENTION and drove):
             break
         driven = settle_order(order_id, owner)
         drove |= driven is not None
@@ -59,7 +66,7 @@ def _cancel(order_id: str, owner: str) -> Outcome:
                 break
             time.sleep(POLL_SECONDS)
     summary = order_result(order_id)
-    if summary["status"] == "cancelled":
+    if summary["status"] == OrderStatus.CANCELLED:
         return Outcome(summary, True, f"order {order_id} cancelled and compensated")
     return Outcome(summary, True, f"order {order_id} is {summary['status']} after cancellation")
 
@@ -96,7 +103,7 @@ def cancel_command(args: argparse.Namespace) -> int:
         print(outcome.message)
         print(human_summary(outcome.summary))
     status = outcome.summary["status"]
-    return 0 if status in SETTLED else exit_code(status)
+    return ExitCode.COMPLETED if status in SETTLED_STATUSES else exit_code(status)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from flows.outcome import EXIT_IN_PROGRESS
+from flows.outcome import ExitCode
 from flows.prefect_api import PrefectUnavailable
 from storage.cli import OneLineParser, number, whole_number
 from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
@@ -61,4 +61,4 @@ def run_command(
         parser.error(str(exc))
     except PrefectUnavailable as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return EXIT_IN_PROGRESS
+        return ExitCode.IN_PROGRESS

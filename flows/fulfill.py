@@ -27,6 +27,7 @@ from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.errors import IdConflict
+from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
 from storage.snapshot import order_summary
 
@@ -90,7 +91,7 @@ def record_order(
 def run_order(order_id: str, lease_owner: str | None = None) -> dict[str, Any]:
     """Run the saga of a recorded order in this process unless it is already settled."""
     summary = order_result(order_id)
-    if summary["status"] in {"pending", "running", "compensating"}:
+    if summary["status"] in ACTIVE_STATUSES:
         run_locally(fulfill_order, order_id=order_id, lease_owner=lease_owner, return_state=True)
         summary = order_result(order_id)
     return summary

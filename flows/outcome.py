@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 import httpx
@@ -17,18 +18,35 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.states import Cancelled, Completed, Failed, State
 
 from flows.prefect_api import prefect_api
+from storage.models import OrderStatus
 
 # what a call to the Prefect server can raise when the server is down, slow or refuses
 PREFECT_ERRORS = (httpx.HTTPError, PrefectException, OSError)
-EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 1, "needs_attention": 3}
-EXIT_IN_PROGRESS = 4
+
+
+class ExitCode(IntEnum):
+    """The exit codes of the order commands (`flows.fulfill`, `flows.cancel`, `flows.batch`)."""
+
+    COMPLETED = 0
+    FAILED = 1  # failed or cancelled (and compensated)
+    BAD_INPUT = 2  # one line on stderr, nothing recorded (argparse's usage error)
+    NEEDS_ATTENTION = 3
+    IN_PROGRESS = 4  # driven by another process right now, or no Prefect server
+
+
+EXIT_CODES = {
+    OrderStatus.COMPLETED: ExitCode.COMPLETED,
+    OrderStatus.FAILED: ExitCode.FAILED,
+    OrderStatus.CANCELLED: ExitCode.FAILED,
+    OrderStatus.NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
+}
 HANDED_OVER = "HandedOver"
 # a run's final state name -> the order status it reports (see `prefect_state`)
 STATE_STATUSES = {
-    "Completed": "completed",
-    "Compensated": "failed",
-    "NeedsAttention": "needs_attention",
-    "Cancelled": "cancelled",
+    "Completed": OrderStatus.COMPLETED,
+    "Compensated": OrderStatus.FAILED,
+    "NeedsAttention": OrderStatus.NEEDS_ATTENTION,
+    "Cancelled": OrderStatus.CANCELLED,
     HANDED_OVER: "handed_over",
 }
 
@@ -49,20 +67,20 @@ def run_locally(flow: Flow, **parameters: Any) -> Any:
         return flow(**parameters)
 
 
-def exit_code(status: str) -> int:
-    return EXIT_CODES.get(status, EXIT_IN_PROGRESS)
+def exit_code(status: str) -> ExitCode:
+    return EXIT_CODES.get(status, ExitCode.IN_PROGRESS)
 
 
 def prefect_state(summary: dict[str, Any]) -> State:
     """The flow run's final state, named so the Prefect UI tells the saga's outcome."""
     status, reason = summary["status"], summary.get("failure_reason") or ""
-    if status == "completed":
+    if status == OrderStatus.COMPLETED:
         return Completed(message=f"order {summary['order_id']} completed")
-    if status == "failed":
+    if status == OrderStatus.FAILED:
         return Failed(name="Compensated", message=reason or "failed and compensated")
-    if status == "needs_attention":
+    if status == OrderStatus.NEEDS_ATTENTION:
         return Failed(name="NeedsAttention", message=reason)
-    if status == "cancelled":
+    if status == OrderStatus.CANCELLED:
         return Cancelled(message=reason or "cancelled and compensated")
     raise ValueError(f"order {summary['order_id']} is still {status}")
 

@@ -26,14 +26,14 @@ from flows.saga import drive_order
 from storage import saga_log
 from storage.cli import OneLineParser
 from storage.db import session_scope
-from storage.models import ACTIVE_STATUSES
+from storage.models import ACTIVE_STATUSES, OrderStatus
 
 DEFAULT_STALE_AFTER = 60.0
 
 
 def _retry(order_id: str, owner: str) -> Outcome:
     before = order_result(order_id)
-    if before["status"] != "needs_attention":
+    if before["status"] != OrderStatus.NEEDS_ATTENTION:
         return Outcome(
             before,
             False,
@@ -42,8 +42,8 @@ def _retry(order_id: str, owner: str) -> Outcome:
     status = drive_order(
         order_id,
         owner,
-        statuses=frozenset({"needs_attention"}),
-        before={"status": "compensating"},
+        statuses=frozenset({OrderStatus.NEEDS_ATTENTION}),
+        before={"status": OrderStatus.COMPENSATING},
     )
     summary = order_result(order_id)
     if status is None:
@@ -111,7 +111,7 @@ def request_retry(order_id: str) -> Outcome:
     summary = order_result(order_id)
     if reopened:
         return Outcome(summary, True, f"retry of order {order_id} requested")
-    if summary["status"] == "compensating":
+    if summary["status"] == OrderStatus.COMPENSATING:
         return Outcome(summary, False, f"order {order_id} is already compensating")
     return Outcome(
         summary, False, f"order {order_id} is {summary['status']}; only needs_attention is retried"

@@ -15,7 +15,14 @@ from sqlmodel import Session
 from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
-from storage.models import ACTIVE_STATUSES, Order, SagaStep
+from storage.models import (
+    ACTIVE_STATUSES,
+    CompensationStatus,
+    Order,
+    OrderStatus,
+    SagaStep,
+    StepStatus,
+)
 from storage.settings import get_settings
 from tasks.inventory import check_inventory, release_inventory, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
@@ -95,7 +102,7 @@ class SagaRun:
         rollback stack, in one transaction; no step row when a cancel was requested."""
         with self._fenced() as session:
             order = saga_log.update_order(
-                session, order_id=self.order_id, status="running", current_step=step.name
+                session, order_id=self.order_id, status=OrderStatus.RUNNING, current_step=step.name
             )
             if order.cancel_requested:
                 return order, None
@@ -125,9 +132,9 @@ class SagaRun:
             order, row = self._enter(position, step)
             if row is None:
                 raise StopForward(CANCELLED_REASON)
-            if row.status == "completed":
+            if row.status == StepStatus.COMPLETED:
                 continue
-            if row.status == "failed":
+            if row.status == StepStatus.FAILED:
                 raise StopForward(row.error or f"{step.name} failed", step.name)
             try:
                 with_current_retries(step.task)(self.order_id, self.owner, **step.arguments(order))
@@ -140,7 +147,7 @@ class SagaRun:
                             session,
                             order_id=self.order_id,
                             name=step.compensation.name,
-                            status="skipped",
+                            status=CompensationStatus.SKIPPED,
                         )
                 raise StopForward(str(exc), step.name) from exc
             except Exception as exc:
@@ -148,13 +155,18 @@ class SagaRun:
 
     def compensate(self) -> str:
         """Unwind the rollback stack in reverse; every compensation runs even if one fails."""
-        self._update(status="compensating", current_step=None)
+        self._update(status=OrderStatus.COMPENSATING, current_step=None)
         with session_scope() as session:
             pending = [
                 row
                 for row in reversed(saga_log.saga_steps(session, order_id=self.order_id))
                 if row.kind == "compensation"
-                and row.status in {"registered", "compensating", "failed"}
+                and row.status
+                in {
+                    CompensationStatus.REGISTERED,
+                    CompensationStatus.COMPENSATING,
+                    CompensationStatus.FAILED,
+                }
             ]
         errors = []
         for row in pending:
@@ -167,25 +179,25 @@ class SagaRun:
                 errors.append(f"{row.name}: {type(exc).__name__}: {exc}")
         order = self._order()
         if errors:
-            status = "needs_attention"
+            status = OrderStatus.NEEDS_ATTENTION
             reason = (order.failure_reason or "") + " | compensation failed: " + "; ".join(errors)
             self._update(status=status, current_step=None, failure_reason=reason.lstrip(" |"))
         else:
-            status = "cancelled" if order.cancel_requested else "failed"
+            status = OrderStatus.CANCELLED if order.cancel_requested else OrderStatus.FAILED
             self._update(status=status, current_step=None)
         return status
 
     def drive(self) -> str:
         """Take the order from wherever its log says it is to a terminal status."""
         order = self._order()
-        if order.status in {"pending", "running"}:
+        if order.status in {OrderStatus.PENDING, OrderStatus.RUNNING}:
             try:
                 self.forward()
             except StopForward as stop:
                 self._update(failure_reason=stop.reason, failure_point=stop.point)
             else:
                 if self._complete():
-                    return "completed"
+                    return OrderStatus.COMPLETED
                 self._update(failure_reason=CANCELLED_REASON)
         return self.compensate()
 
@@ -242,7 +254,8 @@ def settle_order(order_id: str, owner: str, **fields: Any) -> str | None:
         order = saga_log.get_order(session, order_id=order_id)
     if order.status in ACTIVE_STATUSES:
         return drive_order(order_id, owner, before=fields)
-    undo = {"status": "compensating", **fields}  # unwind whatever is on the rollback stack
-    if order.status == "completed":
+    # unwind whatever is on the rollback stack
+    undo = {"status": OrderStatus.COMPENSATING, **fields}
+    if order.status == OrderStatus.COMPLETED:
         undo["failure_reason"] = CANCELLED_REASON
     return drive_order(order_id, owner, statuses=frozenset({order.status}), before=undo)

@@ -9,12 +9,17 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from storage.models import (
+    SETTLED_STATUSES,
     TERMINAL_STATUSES,
+    ChargeStatus,
     Order,
+    OrderStatus,
     Payment,
     Product,
     Reservation,
+    ReservationStatus,
     WarehouseRecord,
+    WarehouseStatus,
     utcnow,
 )
 
@@ -43,7 +48,7 @@ def _stock_is_conserved(session: Session) -> list[str]:
     held = dict(
         session.exec(
             select(Reservation.product_id, func.sum(Reservation.quantity))
-            .where(Reservation.status == "held")
+            .where(Reservation.status == ReservationStatus.HELD)
             .group_by(Reservation.product_id)
         ).all()
     )
@@ -66,18 +71,20 @@ def _stock_is_conserved(session: Session) -> list[str]:
 
 
 def _completed_orders_are_whole(session: Session) -> list[str]:
-    held = _count_by_order(session, Reservation, Reservation.status, "held")
-    applied = _count_by_order(session, WarehouseRecord, WarehouseRecord.status, "applied")
+    held = _count_by_order(session, Reservation, Reservation.status, ReservationStatus.HELD)
+    applied = _count_by_order(
+        session, WarehouseRecord, WarehouseRecord.status, WarehouseStatus.APPLIED
+    )
     charged: dict[str, list[int]] = {}
     for order_id, amount in session.exec(
-        select(Payment.order_id, Payment.amount).where(Payment.status == "charged")
+        select(Payment.order_id, Payment.amount).where(Payment.status == ChargeStatus.CHARGED)
     ).all():
         charged.setdefault(order_id, []).append(amount)
     problems = []
     completed = session.exec(
         select(Order, Product.unit_price)
         .join(Product, col(Product.product_id) == col(Order.product_id), isouter=True)
-        .where(Order.status == "completed")
+        .where(Order.status == OrderStatus.COMPLETED)
     ).all()
     for order, unit_price in completed:
         oid = order.order_id
@@ -97,18 +104,22 @@ def _completed_orders_are_whole(session: Session) -> list[str]:
 
 
 def _failed_orders_hold_nothing(session: Session) -> list[str]:
-    settled = ("failed", "cancelled")
     checks = (
-        ("held reservation", Reservation, Reservation.status, "held"),
-        ("charged payment", Payment, Payment.status, "charged"),
-        ("applied warehouse record", WarehouseRecord, WarehouseRecord.status, "applied"),
+        ("held reservation", Reservation, Reservation.status, ReservationStatus.HELD),
+        ("charged payment", Payment, Payment.status, ChargeStatus.CHARGED),
+        (
+            "applied warehouse record",
+            WarehouseRecord,
+            WarehouseRecord.status,
+            WarehouseStatus.APPLIED,
+        ),
     )
     problems = []
     for label, model, status_column, status in checks:
         rows = session.exec(
             select(Order.order_id, Order.status)
             .join(model, col(model.order_id) == col(Order.order_id))
-            .where(col(Order.status).in_(settled), status_column == status)
+            .where(col(Order.status).in_(sorted(SETTLED_STATUSES)), status_column == status)
         ).all()
         problems += [f"{state} order {oid} still has a {label}" for oid, state in rows]
     return problems
@@ -119,9 +130,13 @@ def _nothing_is_duplicated(session: Session) -> list[str]:
         (
             "idempotency key {} is charged {} times",
             Payment.idempotency_key,
-            Payment.status == "charged",
+            Payment.status == ChargeStatus.CHARGED,
         ),
-        ("order {} has {} charged payments", Payment.order_id, Payment.status == "charged"),
+        (
+            "order {} has {} charged payments",
+            Payment.order_id,
+            Payment.status == ChargeStatus.CHARGED,
+        ),
         ("order {} has {} reservations", Reservation.order_id, True),
         ("order {} has {} warehouse records", WarehouseRecord.order_id, True),
     )
@@ -151,7 +166,9 @@ def _every_order_is_settled_or_leased(session: Session) -> list[str]:
                     col(Order.status).not_in(sorted(TERMINAL_STATUSES)),
                     or_(col(Order.lease_expires_at) < now, waited),
                 ),
-                and_(col(Order.status) == "completed", col(Order.cancel_requested), waited),
+                and_(
+                    col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested), waited
+                ),
             )
         )
     ).all()
@@ -159,7 +176,7 @@ def _every_order_is_settled_or_leased(session: Session) -> list[str]:
 
 
 def _stuck(order_id: str, status: str, expires: datetime | None, since: datetime) -> str:
-    if status == "completed":
+    if status == OrderStatus.COMPLETED:
         return f"order {order_id} is completed; its cancellation ({since:%F %T}) never ran"
     why = f"expired {expires:%F %T}" if expires else f"waiting since {since:%F %T}"
     hint = "" if expires else ": is an intake running?"

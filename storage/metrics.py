@@ -11,7 +11,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
-from storage.models import Order, Payment, Reservation, SagaStep, WarehouseRecord
+from storage.models import (
+    ChargeStatus,
+    Order,
+    OrderStatus,
+    Payment,
+    Reservation,
+    SagaStep,
+    WarehouseRecord,
+)
 from storage.snapshot import iso, payment_dict
 
 
@@ -148,7 +156,7 @@ def money(session: Session) -> dict[str, int]:
         ).all()
     )
     charged = sum(rows.values())
-    refunded = rows.get("refunded", 0)
+    refunded = rows.get(ChargeStatus.REFUNDED, 0)
     return {"charged": charged, "refunded": refunded, "net": charged - refunded}
 
 
@@ -160,7 +168,7 @@ def recent_payments(session: Session, *, limit: int) -> list[dict[str, Any]]:
 
 def attention_queue(session: Session, *, limit: int) -> tuple[list[dict[str, Any]], int]:
     """The newest `needs_attention` orders with their error, and how many there are in all."""
-    waiting = Order.status == "needs_attention"
+    waiting = Order.status == OrderStatus.NEEDS_ATTENTION
     total = session.exec(select(func.count()).select_from(Order).where(waiting)).one()
     rows = session.exec(
         select(Order).where(waiting).order_by(col(Order.created_at).desc()).limit(limit)

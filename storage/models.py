@@ -10,9 +10,33 @@ from pydantic import Field as Check
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "needs_attention", "cancelled"})
-ACTIVE_STATUSES = frozenset({"pending", "running", "compensating"})
-ORDER_STATUSES = ("pending", "running", "compensating", *sorted(TERMINAL_STATUSES))
+from storage.vocabulary import (
+    ACTIVE_STATUSES,
+    ORDER_STATUSES,
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    ChargeStatus,
+    CompensationStatus,
+    EventStatus,
+    OrderStatus,
+    ReservationStatus,
+    StepStatus,
+    WarehouseStatus,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "ORDER_STATUSES",
+    "SETTLED_STATUSES",
+    "TERMINAL_STATUSES",
+    "ChargeStatus",
+    "CompensationStatus",
+    "EventStatus",
+    "OrderStatus",
+    "ReservationStatus",
+    "StepStatus",
+    "WarehouseStatus",
+]
 
 
 def utcnow() -> datetime:
@@ -37,7 +61,7 @@ class Reservation(SQLModel, table=True):
     order_id: str = Field(unique=True, index=True)
     product_id: str = Field(foreign_key="products.product_id")
     quantity: int
-    status: str = "held"  # held | released
+    status: str = ReservationStatus.HELD  # ReservationStatus
     created_at: datetime = Field(default_factory=utcnow)
     released_at: datetime | None = None
 
@@ -51,7 +75,7 @@ class Payment(SQLModel, table=True):
     amount: int
     payment_method: str
     customer_id: str
-    status: str = "charged"  # charged | refunded
+    status: str = ChargeStatus.CHARGED  # ChargeStatus
     created_at: datetime = Field(default_factory=utcnow)
     refunded_at: datetime | None = None
 
@@ -63,7 +87,7 @@ class WarehouseRecord(SQLModel, table=True):
     order_id: str = Field(unique=True, index=True)
     product_id: str
     quantity: int
-    status: str = "applied"  # applied | reverted
+    status: str = WarehouseStatus.APPLIED  # WarehouseStatus
     created_at: datetime = Field(default_factory=utcnow)
     reverted_at: datetime | None = None
 
@@ -102,7 +126,7 @@ class Order(OrderBase, table=True):
     order_id: str = Field(primary_key=True)
     workflow_id: str = Field(unique=True, index=True)
     amount: int = 0
-    status: str = Field(default="pending", index=True)
+    status: str = Field(default=OrderStatus.PENDING, index=True)  # OrderStatus
     current_step: str | None = None
     failure_reason: str | None = None
     failure_point: str | None = None
@@ -127,9 +151,7 @@ class SagaStep(SQLModel, table=True):
     name: str
     kind: str  # step | compensation
     position: int
-    # step: pending, running, completed, failed
-    # compensation: registered, compensating, compensated, failed, skipped
-    status: str
+    status: str  # StepStatus for a step, CompensationStatus for a compensation
     attempts: int = 0
     idempotency_key: str | None = None
     error: str | None = None
@@ -143,7 +165,7 @@ class SagaEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(index=True)
     step: str
-    status: str  # started | completed | failed | compensating | compensated
+    status: str  # EventStatus
     attempt: int
     message: str = ""
     timestamp: datetime = Field(default_factory=utcnow)

@@ -11,7 +11,16 @@ from sqlmodel import Session, col, select
 
 from storage.db import insert_once
 from storage.errors import CardDeclined, InsufficientStock, ProductMismatch, UnknownProduct
-from storage.models import Payment, Product, Reservation, WarehouseRecord, utcnow
+from storage.models import (
+    ChargeStatus,
+    Payment,
+    Product,
+    Reservation,
+    ReservationStatus,
+    WarehouseRecord,
+    WarehouseStatus,
+    utcnow,
+)
 
 DECLINED_PAYMENT_PREFIX = "tok_declined"
 DEFAULT_UNIT_PRICE = 1000  # cents
@@ -95,14 +104,19 @@ def reserve_stock(
 def release_stock(session: Session, *, order_id: str) -> bool:
     """Return a held reservation's units to stock. False when nothing was held."""
     reservation = session.exec(
-        select(Reservation).where(Reservation.order_id == order_id, Reservation.status == "held")
+        select(Reservation).where(
+            Reservation.order_id == order_id, Reservation.status == ReservationStatus.HELD
+        )
     ).first()
     if reservation is None:
         return False
     released = session.execute(
         update(Reservation)
-        .where(col(Reservation.id) == reservation.id, col(Reservation.status) == "held")
-        .values(status="released", released_at=utcnow())
+        .where(
+            col(Reservation.id) == reservation.id,
+            col(Reservation.status) == ReservationStatus.HELD,
+        )
+        .values(status=ReservationStatus.RELEASED, released_at=utcnow())
     )
     if released.rowcount != 1:
         return False
@@ -151,8 +165,11 @@ def refund(session: Session, *, idempotency_key: str) -> bool:
     """Refund the charge made under `idempotency_key`. False when there is none to refund."""
     result = session.execute(
         update(Payment)
-        .where(col(Payment.idempotency_key) == idempotency_key, col(Payment.status) == "charged")
-        .values(status="refunded", refunded_at=utcnow())
+        .where(
+            col(Payment.idempotency_key) == idempotency_key,
+            col(Payment.status) == ChargeStatus.CHARGED,
+        )
+        .values(status=ChargeStatus.REFUNDED, refunded_at=utcnow())
     )
     return result.rowcount == 1
 
@@ -176,7 +193,10 @@ def revert_warehouse(session: Session, *, order_id: str) -> bool:
     """Mark the order's warehouse record reverted. False when none is applied."""
     result = session.execute(
         update(WarehouseRecord)
-        .where(col(WarehouseRecord.order_id) == order_id, col(WarehouseRecord.status) == "applied")
-        .values(status="reverted", reverted_at=utcnow())
+        .where(
+            col(WarehouseRecord.order_id) == order_id,
+            col(WarehouseRecord.status) == WarehouseStatus.APPLIED,
+        )
+        .values(status=WarehouseStatus.REVERTED, reverted_at=utcnow())
     )
     return result.rowcount == 1

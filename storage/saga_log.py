@@ -15,10 +15,14 @@ from storage.errors import LeaseLost, OrderNotFound
 from storage.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    CompensationStatus,
+    EventStatus,
     Order,
+    OrderStatus,
     Product,
     SagaEvent,
     SagaStep,
+    StepStatus,
     utcnow,
 )
 
@@ -128,9 +132,12 @@ def _unclaimed(now: datetime) -> tuple[Any, ...]:
     free = col(Order.lease_owner).is_(None)
     return (
         or_(
-            and_(col(Order.status) == "pending", or_(free, col(Order.lease_expires_at) < now)),
-            and_(col(Order.status).in_(["running", "compensating"]), free),
-            and_(col(Order.status) == "completed", col(Order.cancel_requested), free),
+            and_(
+                col(Order.status) == OrderStatus.PENDING,
+                or_(free, col(Order.lease_expires_at) < now),
+            ),
+            and_(col(Order.status).in_([OrderStatus.RUNNING, OrderStatus.COMPENSATING]), free),
+            and_(col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested), free),
         ),
     )
 
@@ -223,7 +230,7 @@ def complete_unless_cancelled(session: Session, *, order_id: str, owner: str) ->
             col(Order.lease_owner) == owner,
             col(Order.cancel_requested).is_(False),
         )
-        .values(status="completed", current_step=None, updated_at=now, finished_at=now)
+        .values(status=OrderStatus.COMPLETED, current_step=None, updated_at=now, finished_at=now)
     )
     return result.rowcount == 1
 
@@ -246,10 +253,12 @@ def reopen_compensations(session: Session, *, order_id: str) -> bool:
         update(Order)
         .where(
             col(Order.order_id) == order_id,
-            col(Order.status) == "needs_attention",
+            col(Order.status) == OrderStatus.NEEDS_ATTENTION,
             or_(col(Order.lease_owner).is_(None), col(Order.lease_expires_at) < now),
         )
-        .values(status="compensating", lease_owner=None, lease_expires_at=None, updated_at=now)
+        .values(
+            status=OrderStatus.COMPENSATING, lease_owner=None, lease_expires_at=None, updated_at=now
+        )
     )
     return result.rowcount == 1
 
@@ -271,7 +280,7 @@ def register_step(
             name=name,
             kind=kind,
             position=position,
-            status="pending" if kind == "step" else "registered",
+            status=StepStatus.PENDING if kind == "step" else CompensationStatus.REGISTERED,
             idempotency_key=idempotency_key,
         )
         if not insert_once(session, row):
@@ -315,7 +324,7 @@ def begin_attempt(session: Session, *, order_id: str, name: str, event_status: s
         raise LookupError(f"{name} is not on the saga log of order {order_id}")
     now = utcnow()
     row.attempts += 1
-    row.status = "running" if row.kind == "step" else "compensating"
+    row.status = StepStatus.RUNNING if row.kind == "step" else CompensationStatus.COMPENSATING
     row.started_at = row.started_at or now
     row.finished_at = None
     session.add(row)
@@ -339,7 +348,7 @@ def end_attempt(
     """Log how an attempt ended (`completed`, `compensated` or `failed`)."""
     now = utcnow()
     values: dict[str, Any] = {"finished_at": now}
-    if event_status == "failed":
+    if event_status == EventStatus.FAILED:
         values["error"] = message
     else:
         values["status"] = event_status

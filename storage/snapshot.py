@@ -11,7 +11,16 @@ from typing import Any, Generic, TypeVar
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.models import Order, Payment, Product, SagaEvent, SagaStep, WarehouseRecord
+from storage.models import (
+    EventStatus,
+    Order,
+    Payment,
+    Product,
+    SagaEvent,
+    SagaStep,
+    StepStatus,
+    WarehouseRecord,
+)
 
 BATCH = 500
 T = TypeVar("T")
@@ -71,7 +80,7 @@ def order_summaries(
             steps[step.order_id].append(step)
         wanted = select(SagaEvent).where(col(SagaEvent.order_id).in_(batch))
         if not with_events:  # only what the compensation order needs
-            wanted = wanted.where(SagaEvent.status == "compensating")
+            wanted = wanted.where(SagaEvent.status == EventStatus.COMPENSATING)
         for event in session.exec(wanted.order_by(col(SagaEvent.id))):
             events[event.order_id].append(event)
     return [
@@ -85,7 +94,7 @@ def _summary(
 ) -> dict[str, Any]:
     compensations: list[str] = []
     for event in order_events:
-        if event.status == "compensating" and event.step not in compensations:
+        if event.status == EventStatus.COMPENSATING and event.step not in compensations:
             compensations.append(event.step)
     summary: dict[str, Any] = {
         "order_id": order.order_id,
@@ -96,7 +105,9 @@ def _summary(
         "customer_id": order.customer_id,
         "amount": order.amount,
         "current_step": order.current_step,
-        "steps_completed": [s.name for s in steps if s.kind == "step" and s.status == "completed"],
+        "steps_completed": [
+            s.name for s in steps if s.kind == "step" and s.status == StepStatus.COMPLETED
+        ],
         "compensations": compensations,
         "compensation_triggered": bool(compensations),
         "failure_reason": order.failure_reason,

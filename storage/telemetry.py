@@ -24,14 +24,29 @@ from sqlmodel import Session, col, select
 
 from storage.db import session_scope
 from storage.metrics import compensation_runs, order_duration, seconds_between, status_counts
-from storage.models import ORDER_STATUSES, Order, SagaEvent, SagaStep, utcnow
+from storage.models import (
+    ORDER_STATUSES,
+    CompensationStatus,
+    EventStatus,
+    Order,
+    OrderStatus,
+    SagaEvent,
+    SagaStep,
+    StepStatus,
+    utcnow,
+)
 
 # Upper bounds in seconds. A step takes milliseconds, or seconds when retried with backoff.
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # An order waits for an intake, then runs its saga: well under a second to minutes.
 ORDER_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-ATTEMPT_BEGINS = {"started": "step", "compensating": "compensation"}  # event status → kind
-SETTLED = ("completed", "compensated", "failed")  # saga_steps statuses with a final duration
+ATTEMPT_BEGINS = {EventStatus.STARTED: "step", EventStatus.COMPENSATING: "compensation"}  # → kind
+# saga_steps statuses with a final duration
+FINISHED_STEP_STATUSES = (
+    StepStatus.COMPLETED,
+    CompensationStatus.COMPENSATED,
+    StepStatus.FAILED,
+)
 # The classic text format (what generate_latest writes), understood by every Prometheus.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -77,20 +92,26 @@ def attempt_counts(session: Session) -> tuple[Counter[Labels], Counter[Labels]]:
     events: an attempt begins with `started` (a step) or `compensating` (a compensation)."""
     rows = session.exec(
         select(SagaEvent.step, SagaEvent.status, func.count())
-        .where(col(SagaEvent.status).in_([*ATTEMPT_BEGINS, "failed"]))
+        .where(col(SagaEvent.status).in_([*ATTEMPT_BEGINS, EventStatus.FAILED]))
         .group_by(SagaEvent.step, SagaEvent.status)
     ).all()
-    kinds = {name: ATTEMPT_BEGINS[status] for name, status, _ in rows if status != "failed"}
+    kinds = {
+        name: ATTEMPT_BEGINS[status] for name, status, _ in rows if status != EventStatus.FAILED
+    }
     attempts: Counter[Labels] = Counter()
     failures: Counter[Labels] = Counter()
     for name, status, count in rows:
-        (failures if status == "failed" else attempts)[name, kinds.get(name, "step")] += count
+        (failures if status == EventStatus.FAILED else attempts)[name, kinds.get(name, "step")] += (
+            count
+        )
     return attempts, failures
 
 
 def oldest_pending_age(session: Session) -> float:
     """Seconds the oldest `pending` order has waited (0 when none waits): the intake's lag."""
-    oldest = session.exec(select(func.min(Order.created_at)).where(Order.status == "pending")).one()
+    oldest = session.exec(
+        select(func.min(Order.created_at)).where(Order.status == OrderStatus.PENDING)
+    ).one()
     if oldest is None:
         return 0.0
     return max(0.0, (utcnow() - oldest.replace(tzinfo=oldest.tzinfo or UTC)).total_seconds())
@@ -127,7 +148,7 @@ def families(session: Session) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "flowforge_needs_attention_orders",
         "Orders waiting for a person: a compensation gave up (status needs_attention).",
-        value=statuses.get("needs_attention", 0),
+        value=statuses.get(OrderStatus.NEEDS_ATTENTION, 0),
     )
     yield GaugeMetricFamily(
         "flowforge_oldest_pending_order_age_seconds",
@@ -152,7 +173,7 @@ def families(session: Session) -> Iterator[Metric]:
         "flowforge_compensations_run", "Orders on which each compensation ran.", ["name"], runs
     )
     settled = (
-        col(SagaStep.status).in_(SETTLED),
+        col(SagaStep.status).in_(FINISHED_STEP_STATUSES),
         col(SagaStep.started_at).is_not(None),
         col(SagaStep.finished_at).is_not(None),
     )

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
+from storage.models import EventStatus, StepStatus
 from storage.settings import get_settings
 from tasks import faults
 
@@ -58,7 +59,7 @@ def record_final_failure(task_: Task, _task_run: TaskRun, state: State) -> None:
                 session,
                 order_id=context.parameters["order_id"],
                 name=task_.name,
-                status="failed",
+                status=StepStatus.FAILED,
                 error=f"{type(exc).__name__}: {exc}" if exc else state.message,
             )
     except LeaseLost:
@@ -121,7 +122,7 @@ class Attempt:
             order_id=self.order_id,
             name=self.name,
             attempt=number,
-            event_status="failed" if error else self.statuses[1],
+            event_status=EventStatus.FAILED if error else self.statuses[1],
             message=f"{type(error).__name__}: {error}" if error else "",
         )
 
@@ -159,7 +160,11 @@ def saga_task(
     settings = get_settings()
     _RETRIES_SETTING[name] = "compensation_retries" if compensation else "step_retries"
     retries = getattr(settings, _RETRIES_SETTING[name])  # until `with_current_retries`
-    statuses = ("compensating", "compensated") if compensation else ("started", "completed")
+    statuses = (
+        (EventStatus.COMPENSATING, EventStatus.COMPENSATED)
+        if compensation
+        else (EventStatus.STARTED, EventStatus.COMPLETED)
+    )
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
         signature = _task_signature(fn)

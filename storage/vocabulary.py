@@ -1,0 +1,89 @@
+"""Every status FlowForge writes, named once: a `StrEnum` per column's vocabulary and the sets
+derived from them. Columns stay plain strings (no migration): a member is a `str` equal to its
+value, so it compares, hashes, formats and serialises exactly as the bare string did."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    """`orders.status`: pending → running → completed, or → compensating → failed /
+    needs_attention / cancelled."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"
+    CANCELLED = "cancelled"
+
+
+class StepStatus(StrEnum):
+    """`saga_steps.status` of a row of kind `step`."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class CompensationStatus(StrEnum):
+    """`saga_steps.status` of a row of kind `compensation`."""
+
+    REGISTERED = "registered"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class EventStatus(StrEnum):
+    """`saga_events.status`: what one attempt of a step or compensation did."""
+
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+
+
+class ReservationStatus(StrEnum):
+    """`reservations.status`."""
+
+    HELD = "held"
+    RELEASED = "released"
+
+
+class ChargeStatus(StrEnum):
+    """`payments.status`."""
+
+    CHARGED = "charged"
+    REFUNDED = "refunded"
+
+
+class WarehouseStatus(StrEnum):
+    """`warehouse_records.status`."""
+
+    APPLIED = "applied"
+    REVERTED = "reverted"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        OrderStatus.COMPLETED,
+        OrderStatus.FAILED,
+        OrderStatus.NEEDS_ATTENTION,
+        OrderStatus.CANCELLED,
+    }
+)
+ACTIVE_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.RUNNING, OrderStatus.COMPENSATING})
+# ended with everything undone: the order holds nothing
+SETTLED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.CANCELLED})
+ORDER_STATUSES = (
+    OrderStatus.PENDING,
+    OrderStatus.RUNNING,
+    OrderStatus.COMPENSATING,
+    *sorted(TERMINAL_STATUSES),
+)
