@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,9 +71,20 @@ def pg_db(postgres_cluster: str, monkeypatch: pytest.MonkeyPatch, request) -> It
     from tests import postgres
 
     name = "ff_" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    name += "_" + uuid.uuid4().hex[:8]  # parametrized names can share their first 40 letters
     url = postgres.create_database(postgres_cluster, name)
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
     migrate_database()
     yield url
     get_settings.cache_clear()
+    from storage import db as storage_db
+
+    if (engine := storage_db._engines.pop(url, None)) is not None:
+        engine.dispose()  # its pooled connections would pile up to max_connections
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> object:
+    """The test twice: on a fresh SQLite file (`db`), then a fresh PostgreSQL database (`pg_db`)."""
+    return request.getfixturevalue("db" if request.param == "sqlite" else "pg_db")

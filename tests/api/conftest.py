@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 
 @pytest.fixture
-def client(db: Path) -> Iterator[TestClient]:
-    """The app on a fresh database with no Prefect server configured: every run stays pending."""
+def client(database: object) -> Iterator[TestClient]:
+    """The app on a fresh database with no Prefect server configured."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from api.app import app

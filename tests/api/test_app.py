@@ -189,6 +189,7 @@ def test_non_finite_numbers_are_422_not_500(client, raw):
     assert response.json()["detail"][0]["loc"] == ["body", "quantity"]
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_a_removed_database_file_is_503_and_records_nothing(client, db):
     assert client.post("/orders", json=ORDER).status_code == 200
     db.unlink()

@@ -71,11 +71,10 @@ def assert_histogram(
             assert count <= sum(v <= bound + SLACK for v in values)
 
 
-@pytest.fixture(params=["db", "pg_db"])
-def filled(request, prefect_server, monkeypatch):
+@pytest.fixture
+def filled(database, prefect_server, monkeypatch):
     """Bulk orders of every outcome, a few run for real, and one still pending (SQLite, then
     PostgreSQL); requested before `client`, which hides the Prefect server."""
-    request.getfixturevalue(request.param)
     fill_orders(40)
     for fail_at, arguments in REAL_ORDERS:
         monkeypatch.setenv("FAIL_AT", fail_at)

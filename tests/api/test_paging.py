@@ -16,7 +16,7 @@ ORDERS = 250
 
 
 @pytest.fixture
-def filled(db) -> dict[str, Any]:
+def filled(database) -> dict[str, Any]:
     """ORDERS bulk orders; the whole snapshot as the CLI prints it."""
     fill_orders(ORDERS)
     with session_scope(readonly=True) as session:

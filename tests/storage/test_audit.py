@@ -51,7 +51,7 @@ def corrupt(statement) -> None:  # type: ignore[no-untyped-def]
         s.execute(statement)
 
 
-def test_clean_database_passes(db):
+def test_clean_database_passes(database):
     make_order("good", "completed")
     assert problems() == []
 
@@ -77,7 +77,7 @@ def test_clean_database_passes(db):
         ),
     ],
 )
-def test_stock_violations(db, statement, expected):
+def test_stock_violations(database, statement, expected):
     make_order("o1", "completed")
     corrupt(statement)
     assert any(expected in p for p in problems()), problems()
@@ -94,13 +94,13 @@ def test_stock_violations(db, statement, expected):
         ),
     ],
 )
-def test_completed_order_must_be_whole(db, statement, expected):
+def test_completed_order_must_be_whole(database, statement, expected):
     make_order("o1", "completed")
     corrupt(statement)
     assert any(expected in p for p in problems()), problems()
 
 
-def test_completed_order_without_reservation(db):
+def test_completed_order_without_reservation(database):
     make_order("o1", "completed")
     with session_scope() as s:
         operations.release_stock(s, order_id="o1")
@@ -108,7 +108,7 @@ def test_completed_order_without_reservation(db):
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])
-def test_failed_order_must_hold_nothing(db, status):
+def test_failed_order_must_hold_nothing(database, status):
     make_order("o1", status)
     found = problems()
     assert f"{status} order o1 still has a held reservation" in found
@@ -116,7 +116,7 @@ def test_failed_order_must_hold_nothing(db, status):
     assert f"{status} order o1 still has a applied warehouse record" in found
 
 
-def test_duplicate_charges(db):
+def test_duplicate_charges(database):
     make_order("o1", "completed")
     with session_scope() as s:
         s.add(
@@ -134,20 +134,20 @@ def test_duplicate_charges(db):
     assert "completed order o1 has charges [2000, 2000], expected exactly one of 2000" in found
 
 
-def test_order_stuck_without_live_lease(db):
+def test_order_stuck_without_live_lease(database):
     make_order("o1", "running", whole=False)
     corrupt(update(Order).values(lease_owner="ghost", lease_expires_at=utcnow() - timedelta(1)))
     assert any(p.startswith("order o1 is running without a live lease") for p in problems())
 
 
-def test_order_with_live_lease_is_fine(db):
+def test_order_with_live_lease_is_fine(database):
     make_order("o1", "running", whole=False)
     with session_scope() as s:
         assert saga_log.acquire_lease(s, order_id="o1", owner="me", lease_seconds=60)
     assert problems() == []
 
 
-def test_cli_exit_codes(db):
+def test_cli_exit_codes(database):
     clean = run_module("storage", "audit")
     assert clean.returncode == 0, clean.stderr
     make_order("o1", "failed")
@@ -156,7 +156,7 @@ def test_cli_exit_codes(db):
     assert "failed order o1 still has a held reservation" in dirty.stdout
 
 
-def test_a_queued_order_is_healthy_until_it_waits_too_long(db):
+def test_a_queued_order_is_healthy_until_it_waits_too_long(database):
     make_order("o1", "pending", whole=False)
     assert problems() == []  # just recorded: the intake has not taken it yet
     corrupt(update(Order).values(updated_at=utcnow() - timedelta(seconds=61)))
@@ -164,7 +164,7 @@ def test_a_queued_order_is_healthy_until_it_waits_too_long(db):
     assert "is an intake running?" in problems()[0]
 
 
-def test_a_cancellation_nobody_carries_out_is_reported(db):
+def test_a_cancellation_nobody_carries_out_is_reported(database):
     make_order("o1", "completed")
     corrupt(update(Order).values(cancel_requested=True))
     assert problems() == []  # just requested: queued for the intake

@@ -19,14 +19,14 @@ def product(product_id: str) -> Product:
         return session.get(Product, product_id)
 
 
-def test_default_catalog_is_loaded(db):
+def test_default_catalog_is_loaded(database):
     stock = {
         p["product_id"]: (p["available"], p["unit_price"]) for p in engine_state()["inventory"]
     }
     assert stock == {"SKU-001": (25, 1000), "SKU-002": (10, 1000), "SKU-003": (50, 1000)}
 
 
-def test_reserve_is_idempotent(db):
+def test_reserve_is_idempotent(database):
     with session_scope() as s:
         first = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
     before = engine_state()
@@ -37,7 +37,7 @@ def test_reserve_is_idempotent(db):
     assert (product("SKU-002").available, product("SKU-002").reserved) == (6, 4)
 
 
-def test_reserve_refuses_without_changing_anything(db):
+def test_reserve_refuses_without_changing_anything(database):
     before = engine_state()
     with session_scope() as s, pytest.raises(InsufficientStock):
         operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=11)
@@ -46,7 +46,7 @@ def test_reserve_refuses_without_changing_anything(db):
     assert engine_state() == before
 
 
-def test_release_twice_releases_once(db):
+def test_release_twice_releases_once(database):
     with session_scope() as s:
         operations.reserve_stock(s, order_id="o1", product_id="SKU-001", quantity=5)
     with session_scope() as s:
@@ -59,14 +59,14 @@ def test_release_twice_releases_once(db):
     assert_audit_clean()
 
 
-def test_release_with_nothing_held_is_a_noop(db):
+def test_release_with_nothing_held_is_a_noop(database):
     before = engine_state()
     with session_scope() as s:
         assert operations.release_stock(s, order_id="never") is False
     assert engine_state() == before
 
 
-def test_charge_same_key_returns_first_charge(db):
+def test_charge_same_key_returns_first_charge(database):
     first = charge()
     before = engine_state()
     assert charge().charge_id == first.charge_id
@@ -75,13 +75,13 @@ def test_charge_same_key_returns_first_charge(db):
         assert len(s.exec(select(Payment)).all()) == 1
 
 
-def test_declined_card_charges_nothing(db):
+def test_declined_card_charges_nothing(database):
     with pytest.raises(CardDeclined):
         charge(method="tok_declined")
     assert engine_state()["payments"] == []
 
 
-def test_refund_by_key_once_and_noop_without_charge(db):
+def test_refund_by_key_once_and_noop_without_charge(database):
     charge()
     with session_scope() as s:
         assert operations.refund(s, idempotency_key="o1:payment") is True
@@ -93,7 +93,7 @@ def test_refund_by_key_once_and_noop_without_charge(db):
     assert after["payments"][0]["status"] == "refunded"
 
 
-def test_warehouse_apply_and_revert_are_idempotent(db):
+def test_warehouse_apply_and_revert_are_idempotent(database):
     with session_scope() as s:
         first = operations.apply_warehouse(s, order_id="o1", product_id="SKU-001", quantity=2)
     with session_scope() as s:
@@ -110,7 +110,7 @@ def test_warehouse_apply_and_revert_are_idempotent(db):
     assert engine_state() == after
 
 
-def test_reservation_unique_per_order(db):
+def test_reservation_unique_per_order(database):
     with session_scope() as s:
         operations.reserve_stock(s, order_id="o1", product_id="SKU-001", quantity=1)
         operations.reserve_stock(s, order_id="o1", product_id="SKU-003", quantity=9)
