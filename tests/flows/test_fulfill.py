@@ -10,7 +10,7 @@ from tests.support import assert_audit_clean
 
 STEPS = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
 
-pytestmark = pytest.mark.usefixtures("prefect_server", "db")
+pytestmark = pytest.mark.usefixtures("prefect_server", "database")
 
 
 def stock(product_id: str = "SKU-001") -> tuple[int, int]:
