@@ -49,7 +49,7 @@ def assert_nothing_doubled() -> None:
     assert len(warehouse_orders) == len(set(warehouse_orders))
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("database")
 def test_crash_at_every_boundary_then_sweep(prefect_server):
     cases = {
         f"crash-{p}-{m}": {"CRASH_AT": f"{p}:{m}"} for p in STEP_POINTS for m in ("before", "after")
@@ -78,7 +78,7 @@ def test_crash_at_every_boundary_then_sweep(prefect_server):
     assert_audit_clean()
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("database")
 def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     procs = [spawn_order(prefect_server, "dup-1") for _ in range(2)]
     outputs = [(proc.communicate(timeout=120), proc.returncode) for proc in procs]
@@ -98,7 +98,7 @@ def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     assert_audit_clean()
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("database")
 def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
     cases = {f"sweep-{i}": {"CRASH_AT": "payment:after"} for i in range(4)}
     cases |= {
@@ -131,7 +131,7 @@ def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
     assert_audit_clean()
 
 
-@pytest.mark.usefixtures("db")
+@pytest.mark.usefixtures("database")
 def test_sweep_leaves_live_orders_alone(prefect_server):
     proc = spawn_order(prefect_server, "slow-1", FAIL_AT="payment:1", FLOWFORGE_RETRY_DELAYS="4")
     deadline = time.monotonic() + 60
@@ -154,7 +154,7 @@ def order_result_or_empty(order_id: str) -> list[dict]:
         return []
 
 
-@pytest.mark.usefixtures("db", "prefect_server")
+@pytest.mark.usefixtures("database", "prefect_server")
 def test_a_process_that_lost_its_lease_changes_nothing():
     from storage import saga_log
     from storage.db import session_scope
