@@ -98,6 +98,7 @@ def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     assert_audit_clean()
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # PostgreSQL: test_scale_out
 @pytest.mark.usefixtures("database")
 def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
     cases = {f"sweep-{i}": {"CRASH_AT": "payment:after"} for i in range(4)}
