@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployments.stack import descendants
+from flows.prefect_api import die_with_parent
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -133,8 +134,14 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path, timeout: float
     """Run a command to its end (stderr to `log`); its wall time, CPU and peak RSS from wait4."""
     started = time.perf_counter()
     with log.open("ab") as stderr:
-        process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+        process = subprocess.Popen(  # killed by the kernel if the bench is
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     watchdog = threading.Timer(timeout, process.kill)
     watchdog.start()

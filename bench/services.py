@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deployments.stack import SERVER_BATCHING, Child, free_port, stop, wait_ready
+from flows.prefect_api import die_with_parent
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +22,14 @@ READY_SECONDS = 180.0
 def service(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[int]:
     """Run `argv` until the block ends, once `ready_url` answers 200; yields its pid."""
     with log.open("ab") as output:
-        process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        process = subprocess.Popen(  # killed by the kernel if the bench is
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     child = Child(" ".join(argv[1:4]), ready_url, process, argv, env)
     try:
