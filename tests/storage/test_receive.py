@@ -19,7 +19,7 @@ def stock(product_id: str) -> dict:
     return next(p for p in inventory if p["product_id"] == product_id)
 
 
-def test_receive_adds_to_an_existing_product(db):
+def test_receive_adds_to_an_existing_product(database):
     done = run_module("storage", "receive", "SKU-001", "40")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "received 40 x SKU-001: available 65, reserved 0, received 65\n"
@@ -35,7 +35,7 @@ def test_receive_adds_to_an_existing_product(db):
     assert (audit.returncode, audit.stdout) == (0, "audit clean: every invariant holds\n")
 
 
-def test_receive_creates_a_new_product_then_adds_to_it(db):
+def test_receive_creates_a_new_product_then_adds_to_it(database):
     first = run_module(
         "storage", "receive", "SKU-9", "5", "--name", " Doohickey ", "--unit-price", "250"
     )
@@ -83,7 +83,7 @@ def test_receive_creates_a_new_product_then_adds_to_it(db):
         ),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(db, capsys, args, message):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(database, capsys, args, message):
     before = engine_state()
     with pytest.raises(SystemExit) as exited:
         main(["receive", *args])
@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(db, capsys, args, mess
     assert engine_state() == before
 
 
-def test_a_mismatch_found_in_storage_receives_nothing(db):
+def test_a_mismatch_found_in_storage_receives_nothing(database):
     before = engine_state()
     with session_scope() as session, pytest.raises(ProductMismatch):
         operations.receive_stock(session, product_id="SKU-002", quantity=7, unit_price=1)

@@ -12,7 +12,7 @@ from tests.support import run_module
 ORDERS = 150  # more than a page of the API's (100)
 
 
-def test_the_cli_snapshot_prints_every_order_oldest_first(db):
+def test_the_cli_snapshot_prints_every_order_oldest_first(database):
     fill_orders(ORDERS)
     printed = run_module("storage", "snapshot")
     assert printed.returncode == 0, printed.stderr
