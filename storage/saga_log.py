@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage.db import insert_once, session_scope
@@ -125,38 +125,36 @@ def acquire_lease(
     return result.rowcount == 1
 
 
-def _unclaimed(now: datetime) -> tuple[Any, ...]:
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
     """Orders with work to do that nobody holds: the intake's queue. Recorded orders (also
     when a claim lapsed before they started), orders whose driver let go mid-way (a retry
     reopened its compensations), and completed orders with a cancellation to carry out."""
     free = col(Order.lease_owner).is_(None)
-    return (
-        or_(
-            and_(
-                col(Order.status) == OrderStatus.PENDING,
-                or_(free, col(Order.lease_expires_at) < now),
-            ),
-            and_(col(Order.status).in_([OrderStatus.RUNNING, OrderStatus.COMPENSATING]), free),
-            and_(col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested), free),
+    return or_(
+        and_(
+            col(Order.status) == OrderStatus.PENDING,
+            or_(free, col(Order.lease_expires_at) < now),
         ),
+        and_(col(Order.status).in_([OrderStatus.RUNNING, OrderStatus.COMPENSATING]), free),
+        and_(col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested), free),
     )
 
 
 def pending_unclaimed(session: Session) -> bool:
     """Whether any order waits for an intake (a cheap read before claiming)."""
-    query = select(Order.order_id).where(*_unclaimed(utcnow())).limit(1)
+    query = select(Order.order_id).where(_unclaimed(utcnow())).limit(1)
     return session.exec(query).first() is not None
 
 
 def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: float) -> list[str]:
-    """Lease up to `limit` pending orders that nobody holds, oldest first, to `owner`. One
+    """Lease up to `limit` orders of the intake's queue, oldest first, to `owner`. One
     transaction, so two intakes never claim the same order (SKIP LOCKED on PostgreSQL)."""
     now = utcnow()
     claimable = _unclaimed(now)
     candidates = list(
         session.exec(
             select(Order.order_id)
-            .where(*claimable)
+            .where(claimable)
             .order_by(col(Order.created_at))
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -166,7 +164,7 @@ def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: fl
         return []
     claimed = session.execute(
         update(Order)
-        .where(col(Order.order_id).in_(candidates), *claimable)
+        .where(col(Order.order_id).in_(candidates), claimable)
         .values(
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
