@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from flows.prefect_api import free_port
 
 
 def _binary(name: str) -> str | None:
@@ -26,12 +27,6 @@ def available() -> bool:
     return all(_binary(name) for name in ("initdb", "pg_ctl"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _as_cluster_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
@@ -43,7 +38,7 @@ def cluster() -> Iterator[str]:
     data = workdir / "data"
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(
