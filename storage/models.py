@@ -15,10 +15,12 @@ from storage.vocabulary import (
     ORDER_STATUSES,
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
+    ChargeRequestStatus,
     ChargeStatus,
     CompensationStatus,
     EventStatus,
     OrderStatus,
+    PaymentProvider,
     ReservationStatus,
     StepStatus,
     WarehouseStatus,
@@ -29,10 +31,12 @@ __all__ = [
     "ORDER_STATUSES",
     "SETTLED_STATUSES",
     "TERMINAL_STATUSES",
+    "ChargeRequestStatus",
     "ChargeStatus",
     "CompensationStatus",
     "EventStatus",
     "OrderStatus",
+    "PaymentProvider",
     "ReservationStatus",
     "StepStatus",
     "WarehouseStatus",
@@ -76,8 +80,25 @@ class Payment(SQLModel, table=True):
     payment_method: str
     customer_id: str
     status: str = ChargeStatus.CHARGED  # ChargeStatus
+    provider: str = PaymentProvider.EMBEDDED  # PaymentProvider
     created_at: datetime = Field(default_factory=utcnow)
     refunded_at: datetime | None = None
+
+
+class ChargeRequest(SQLModel, table=True):
+    """A charge asked of the payment provider over HTTP, written before the request leaves:
+    whether it may have reached the provider decides what a refund must find out."""
+
+    __tablename__ = "charge_requests"
+
+    idempotency_key: str = Field(primary_key=True)
+    order_id: str = Field(index=True)
+    amount: int
+    status: str = ChargeRequestStatus.SENDING  # ChargeRequestStatus
+    attempts: int = 0
+    charge_id: str | None = None  # the provider's, once it answered
+    message: str = ""  # the last attempt's error
+    sent_at: datetime = Field(default_factory=utcnow)  # the last attempt's
 
 
 class WarehouseRecord(SQLModel, table=True):

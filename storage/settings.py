@@ -58,6 +58,25 @@ class Settings(BaseSettings):
     intake_poll_seconds: float = Field(
         default=0.1, ge=0.01, le=5, validation_alias="FLOWFORGE_INTAKE_POLL_SECONDS"
     )
+    # The payment provider over HTTP (see docs/payments.md); empty: the embedded one.
+    payment_url: str = Field(default="", validation_alias="FLOWFORGE_PAYMENT_URL")
+    payment_api_key: str = Field(
+        default="sk_test_flowforge", validation_alias="FLOWFORGE_PAYMENT_API_KEY"
+    )
+    payment_connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        validation_alias="FLOWFORGE_PAYMENT_CONNECT_TIMEOUT",
+    )
+    payment_read_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        allow_inf_nan=False,
+        validation_alias="FLOWFORGE_PAYMENT_READ_TIMEOUT",
+    )
     run_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="WARNING", validation_alias="FLOWFORGE_RUN_LOG_LEVEL"
     )

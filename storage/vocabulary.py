@@ -63,6 +63,23 @@ class ChargeStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class PaymentProvider(StrEnum):
+    """`payments.provider`: where the charge lives."""
+
+    EMBEDDED = "embedded"  # a row in this database, no network (the default)
+    HTTP = "http"  # the payment provider at FLOWFORGE_PAYMENT_URL; `charge_id` is its id
+
+
+class ChargeRequestStatus(StrEnum):
+    """`charge_requests.status`: what FlowForge knows of its charge request to the provider."""
+
+    SENDING = "sending"  # sent (or about to be); no answer yet: a crash leaves it in doubt
+    UNREACHABLE = "unreachable"  # every attempt so far failed to connect: nothing reached it
+    IN_DOUBT = "in_doubt"  # a timeout, a dropped connection or a 5xx: it may have charged
+    CHARGED = "charged"  # the provider answered with the charge
+    DECLINED = "declined"  # the provider declined the card: nothing charged
+
+
 class WarehouseStatus(StrEnum):
     """`warehouse_records.status`."""
 

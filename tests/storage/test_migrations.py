@@ -160,6 +160,8 @@ def test_upgrade_downgrade_upgrade_round_trips(fresh):
 def test_a_pre_alembic_database_is_adopted_and_keeps_its_orders(fresh, version):
     with raw(fresh) as connection:  # as the version table's FlowForge created it
         SQLModel.metadata.create_all(connection)
+        connection.execute(text("DROP TABLE charge_requests"))  # both came with revision 0003
+        connection.execute(text("ALTER TABLE payments DROP COLUMN provider"))
         if version == 1:
             connection.execute(text("ALTER TABLE orders DROP COLUMN task_run_id"))
         connection.execute(
@@ -191,7 +193,7 @@ def test_a_database_behind_head_is_refused_until_migrated(fresh):
         insert_order(connection, "o1")
     forget(fresh)
     alembic(fresh, "downgrade", "0001")
-    message = "its schema is at revision 0001, behind head 0002: run `python -m storage migrate`"
+    message = f"its schema is at revision 0001, behind head {HEAD}: run `python -m storage migrate`"
     with pytest.raises(StorageUnavailable, match=re.escape(message)):
         get_engine()
     assert one_line_error("snapshot") == (
@@ -237,7 +239,7 @@ def test_a_database_ahead_of_the_code_is_refused(fresh):
         insert_order(connection, "o1")
         connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     message = (
-        "its schema is at revision 0099, unknown to this FlowForge (head 0002): it was migrated "
+        f"its schema is at revision 0099, unknown to this FlowForge (head {HEAD}): it was migrated "
         "by a newer FlowForge; upgrade FlowForge"
     )
     with pytest.raises(StorageUnavailable, match=re.escape(message)):
@@ -266,18 +268,19 @@ def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def test_revision_writes_the_next_script_from_the_models(scratch_scripts, tmp_path, capsys):
     assert storage_main(["revision", "-m", "Add notes"]) == 0
-    script = scratch_scripts / "versions" / "0003_add_notes.py"
+    after_head = f"{int(HEAD) + 1:04d}"
+    script = scratch_scripts / "versions" / f"{after_head}_add_notes.py"
     assert capsys.readouterr().out == f"wrote {script}\n"
     source = script.read_text()
-    assert 'down_revision = "0002"' in source
+    assert f'down_revision = "{HEAD}"' in source
     assert 'op.create_table(\n        "notes",' in source
     lint = subprocess.run([PYTHON, "-m", "ruff", "check", "--quiet", str(script)])
     assert lint.returncode == 0
     url = f"sqlite:///{tmp_path}/with-notes.sqlite3"
     alembic(url, "upgrade", "head")
-    assert revision(url) == "0003"
+    assert revision(url) == after_head
     assert "notes" in tables(url)
-    alembic(url, "downgrade", "0002")
+    alembic(url, "downgrade", HEAD)
     assert "notes" not in tables(url)
 
 
