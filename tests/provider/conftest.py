@@ -6,10 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,47 +36,68 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Running:
+    """A provider process: its base URL, the process, and the file its stderr goes to."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextmanager
-def running_provider(db: Path, *args: str, **env: str) -> Iterator[str]:
-    """`python -m provider` on a free port until the block ends; yields its base URL."""
+def running_provider(db: Path, *args: str, **env: str) -> Iterator[Running]:
+    """`python -m provider` on a free port until the block ends (then stopped if still up)."""
     port = free_port()
     command = [sys.executable, "-m", "provider", "--port", str(port), "--db", str(db)]
-    process = subprocess.Popen(
-        [*command, "--api-key", API_KEY, *args],
-        cwd=REPO,
-        env=child_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"provider exited: {process.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("provider did not answer /health within 15 s")
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="provider-log-") as logs:
+        log = Path(logs) / "stderr.log"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [*command, "--api-key", API_KEY, *args],
+                cwd=REPO,
+                env=child_env(**env),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        running = Running(f"http://127.0.0.1:{port}", process, log)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+            wait_for_health(running)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_health(running: Running, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if running.process.poll() is not None:
+            raise RuntimeError(f"provider exited: {running.log.read_text()}")
+        try:
+            if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"provider did not answer /health within {timeout} s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
-def provider_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_provider(tmp_path_factory.mktemp("provider") / "p.sqlite3") as url:
-        yield url
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The session's provider process."""
+    with running_provider(tmp_path_factory.mktemp("provider") / "p.sqlite3") as running:
+        yield running
+
+
+@pytest.fixture
+def provider_url(provider: Running) -> str:
+    return provider.url
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,7 +14,7 @@ from provider.client import (
     Rejected,
     Unreachable,
 )
-from tests.provider.conftest import API_KEY, REPO, child_env, free_port
+from tests.provider.conftest import API_KEY, free_port
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -158,39 +156,3 @@ def test_closed_port_is_unreachable(key: str) -> None:
         with pytest.raises(Unreachable):
             client.charge(idempotency_key=key, amount=1, payment_method="pm", order_id=key)
         assert client.health() is False
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--faults", "{not json"],
-        ["--faults", '{"rules": [{"kind": "explode", "on": "charges"}]}'],
-        ["--port", "http"],
-    ],
-)
-def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3"), *args],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "p.sqlite3").exists()
-
-
-def test_the_package_is_a_leaf() -> None:
-    code = (
-        "import sys, provider.app, provider.client, provider.__main__\n"
-        "ours = {'flows', 'tasks', 'storage', 'api', 'dashboard', 'deployments'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"

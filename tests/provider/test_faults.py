@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from provider.client import InDoubt, ProviderClient
-from tests.provider.conftest import API_KEY, running_provider
+from provider.client import Charge, InDoubt, ProviderClient
+from tests.provider.conftest import API_KEY, Running, running_provider
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-def charge(client: ProviderClient, key: str, amount: int = 300):
+def charge(client: ProviderClient, key: str, amount: int = 300) -> Charge:
     return client.charge(idempotency_key=key, amount=amount, payment_method="pm", order_id=key)
 
 
@@ -40,7 +40,7 @@ def test_drop_commits_then_drops(client: ProviderClient, key: str) -> None:
     assert list(client.charges(order_id=key)) == [found]
 
 
-def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider_url: str, key: str) -> None:
+def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider: Running, key: str) -> None:
     client.set_faults({"rules": [{"kind": "drop", "on": "charges", "keys": key}]})
     body = json.dumps({"amount": 5, "payment_method": "pm", "metadata": {"order_id": key}})
     request = (
@@ -48,7 +48,7 @@ def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider_url: str, k
         f"Idempotency-Key: {key}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n{body}"
     )
-    url = urlsplit(provider_url)
+    url = urlsplit(provider.url)
     with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
         sock.sendall(request.encode())
         try:
@@ -57,6 +57,8 @@ def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider_url: str, k
             received = b""
     assert received == b""  # not a 500: nothing but the end of the connection
     assert client.find_charge(key) is not None
+    log = provider.log.read_text()
+    assert "ASGI callable" not in log and "Traceback" not in log, log
 
 
 def test_drop_of_a_refund(client: ProviderClient, key: str) -> None:
@@ -105,6 +107,11 @@ def test_rule_on_refunds_leaves_charges_alone(client: ProviderClient, key: str) 
     assert client.refunds(made.id) == []
 
 
+def test_probability_zero_never_fires(client: ProviderClient, key: str) -> None:
+    client.set_faults({"seed": 7, "rules": [{"kind": "error", "on": "charges", "probability": 0}]})
+    assert charge(client, key).idempotency_key == key
+
+
 def test_latency_delays_every_charge_request(client: ProviderClient, key: str) -> None:
     charge(client, key)
     started = time.monotonic()
@@ -120,8 +127,8 @@ def test_latency_delays_every_charge_request(client: ProviderClient, key: str) -
 def test_faults_from_the_environment(tmp_path: Path, key: str) -> None:
     faults = json.dumps({"rules": [{"kind": "error", "on": "charges", "times": 1}]})
     with (
-        running_provider(tmp_path / "p.sqlite3", PROVIDER_FAULTS=faults) as url,
-        ProviderClient(url, API_KEY) as client,
+        running_provider(tmp_path / "p.sqlite3", PROVIDER_FAULTS=faults) as running,
+        ProviderClient(running.url, API_KEY) as client,
     ):
         with pytest.raises(InDoubt):
             charge(client, key)
