@@ -1,0 +1,78 @@
+"""`python -m provider` as a process: argument errors, clean stops, a leaf package."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.provider.conftest import REPO, child_env, running_provider
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--faults", "{not json"],
+        ["--faults", '{"rules": [{"kind": "explode", "on": "charges"}]}'],
+        ["--port", "http"],
+        ["--port", "70000"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3"), *args],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "p.sqlite3").exists()
+
+
+def test_bad_faults_in_the_environment_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3")],
+        cwd=REPO,
+        env=child_env(PROVIDER_FAULTS='{"latency_ms": -1}'),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "python -m provider: error: invalid PROVIDER_FAULTS: "
+        "latency_ms: Input should be greater than or equal to 0"
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_it_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "dir" / "p.sqlite3"
+    with running_provider(db) as running:
+        running.process.send_signal(signum)
+        returncode = running.process.wait(timeout=10)
+        stderr = running.log.read_text()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM to die of it (the Unix convention).
+    assert returncode in (0, -signum), stderr
+    assert "Finished server process" in stderr and "Traceback" not in stderr
+    assert db.exists()
+
+
+def test_the_package_is_a_leaf() -> None:
+    code = (
+        "import sys, provider.app, provider.client, provider.__main__\n"
+        "ours = {'flows', 'tasks', 'storage', 'api', 'dashboard', 'deployments'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
