@@ -56,7 +56,7 @@ def run_step(order_id: str, position: int) -> None:
     order, row = SagaRun(order_id, OWNER)._enter(position, step)
     if row is None:
         raise RuntimeError(f"order {order_id} was cancelled: the floor does not cancel")
-    step.task.fn(order_id, OWNER, **step.arguments(order))
+    step.task.fn(order_id, OWNER, **step.args(order))
 
 
 def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
@@ -67,9 +67,9 @@ def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
         saga_log.set_step_status(
             session, order_id=order_id, name=step.name, status="failed", error=reason
         )
-        if refused and step.compensation is not None:
+        if refused and step.undo is not None:
             saga_log.set_step_status(
-                session, order_id=order_id, name=step.compensation.name, status="skipped"
+                session, order_id=order_id, name=step.undo.name, status="skipped"
             )
         saga_log.update_order(
             session,
@@ -83,7 +83,7 @@ def unwind(order_id: str, position: int, reason: str, refused: bool) -> None:
 
 def compensate(order_id: str, position: int) -> None:
     """Run one attempt of the compensation of step `position`."""
-    undo = STEPS[position].compensation
+    undo = STEPS[position].undo
     assert undo is not None
     SagaRun(order_id, OWNER)._update(current_step=undo.name)
     undo.fn(order_id, OWNER)
@@ -150,7 +150,7 @@ def _compensate(order_id: str, call: Call, registered: int) -> str:
     """Undo the first `registered` steps, newest first; every compensation runs."""
     failures = {}
     for position in reversed(range(registered)):
-        undo = STEPS[position].compensation
+        undo = STEPS[position].undo
         if undo is None:
             continue
         try:

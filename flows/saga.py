@@ -4,9 +4,9 @@ stack in reverse. Holds no SQL: it calls storage functions and tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from prefect import Task
@@ -24,21 +24,23 @@ from storage.models import (
     StepStatus,
 )
 from storage.settings import get_settings
-from tasks.inventory import check_inventory, release_inventory, reserve_inventory
+from tasks.inventory import check_inventory, release_inventory, reservation_key, reserve_inventory
 from tasks.payment import payment_key, process_payment, refund_payment
 from tasks.saga_task import with_current_retries
-from tasks.warehouse import revert_warehouse, update_warehouse
+from tasks.warehouse import revert_warehouse, update_warehouse, warehouse_key
 
 CANCELLED_REASON = "cancelled by request"
 
 
-def _stock_args(order: Order) -> dict[str, Any]:
+def stock_args(order: Order) -> dict[str, Any]:
+    """The product and quantity: what the stock and warehouse tasks take."""
     return {"product_id": order.product_id, "quantity": order.quantity}
 
 
-def _payment_args(order: Order) -> dict[str, Any]:
+def payment_args(order: Order) -> dict[str, Any]:
+    """The stock arguments plus who pays and how."""
     return {
-        **_stock_args(order),
+        **stock_args(order),
         "payment_method": order.payment_method,
         "customer_id": order.customer_id,
     }
@@ -46,10 +48,14 @@ def _payment_args(order: Order) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Step:
+    """A forward task; how its arguments come from the order, the compensation that undoes
+    it, and the idempotency key both are registered under."""
+
     task: Task
-    arguments: Callable[[Order], dict[str, Any]]
-    compensation: Task | None = None
-    idempotency_key: Callable[[str], str] | None = None
+    _: KW_ONLY
+    args: Callable[[Order], dict[str, Any]]
+    undo: Task | None = None
+    key: Callable[[str], str] | None = None
 
     @property
     def name(self) -> str:
@@ -57,14 +63,16 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step(check_inventory, _stock_args),
-    Step(reserve_inventory, _stock_args, release_inventory, lambda oid: f"{oid}:reservation"),
-    Step(process_payment, _payment_args, refund_payment, payment_key),
-    Step(update_warehouse, _stock_args, revert_warehouse, lambda oid: f"{oid}:warehouse"),
+    Step(check_inventory, args=stock_args),
+    Step(reserve_inventory, undo=release_inventory, args=stock_args, key=reservation_key),
+    Step(process_payment, undo=refund_payment, args=payment_args, key=payment_key),
+    Step(update_warehouse, undo=revert_warehouse, args=stock_args, key=warehouse_key),
 )
-COMPENSATIONS: dict[str, Task] = {
-    s.compensation.name: s.compensation for s in STEPS if s.compensation
-}
+COMPENSATIONS: dict[str, Task] = {s.undo.name: s.undo for s in STEPS if s.undo}
+# a compensation in one of these statuses still has to run
+STILL_TO_RUN = frozenset(
+    {CompensationStatus.REGISTERED, CompensationStatus.COMPENSATING, CompensationStatus.FAILED}
+)
 
 
 class StopForward(Exception):
@@ -98,85 +106,113 @@ class SagaRun:
             return saga_log.update_order(session, order_id=self.order_id, **values)
 
     def _enter(self, position: int, step: Step) -> tuple[Order, SagaStep | None]:
-        """Mark the order at `step` and put the step (and its compensation, first) on the
-        rollback stack, in one transaction; no step row when a cancel was requested."""
+        """Mark the order at `step` and put the step on the rollback stack, in one
+        transaction; no step row when a cancel was requested."""
         with self._fenced() as session:
             order = saga_log.update_order(
                 session, order_id=self.order_id, status=OrderStatus.RUNNING, current_step=step.name
             )
             if order.cancel_requested:
                 return order, None
-            key = step.idempotency_key(self.order_id) if step.idempotency_key else None
-            if step.compensation is not None:
-                saga_log.register_step(
-                    session,
-                    order_id=self.order_id,
-                    name=step.compensation.name,
-                    kind="compensation",
-                    position=position,
-                    idempotency_key=key,
-                )
-            row = saga_log.register_step(
+            return order, self._register(session, position, step)
+
+    def _register(self, session: Session, position: int, step: Step) -> SagaStep:
+        """Register the step's compensation, then the step, both under the step's key."""
+        key = step.key(self.order_id) if step.key else None
+        if step.undo is not None:
+            saga_log.register_step(
                 session,
                 order_id=self.order_id,
-                name=step.name,
-                kind="step",
+                name=step.undo.name,
+                kind="compensation",
                 position=position,
                 idempotency_key=key,
             )
-            return order, row
+        return saga_log.register_step(
+            session,
+            order_id=self.order_id,
+            name=step.name,
+            kind="step",
+            position=position,
+            idempotency_key=key,
+        )
 
     def forward(self) -> None:
         """Run every step not yet completed; raise `StopForward` when the saga must unwind."""
         for position, step in enumerate(STEPS):
             order, row = self._enter(position, step)
-            if row is None:
-                raise StopForward(CANCELLED_REASON)
-            if row.status == StepStatus.COMPLETED:
+            if self._already_done(step, row):
                 continue
-            if row.status == StepStatus.FAILED:
-                raise StopForward(row.error or f"{step.name} failed", step.name)
-            try:
-                with_current_retries(step.task)(self.order_id, self.owner, **step.arguments(order))
-            except LeaseLost:
-                raise
-            except DomainRefusal as exc:
-                if step.compensation is not None:
-                    with session_scope() as session:
-                        saga_log.set_step_status(
-                            session,
-                            order_id=self.order_id,
-                            name=step.compensation.name,
-                            status=CompensationStatus.SKIPPED,
-                        )
-                raise StopForward(str(exc), step.name) from exc
-            except Exception as exc:
-                raise StopForward(f"{type(exc).__name__}: {exc}", step.name) from exc
+            with self._stop_on_failure(step):
+                self._run(step, order)
+
+    def _already_done(self, step: Step, row: SagaStep | None) -> bool:
+        """Whether the step completed before; `StopForward` if it failed or a cancel came."""
+        if row is None:
+            raise StopForward(CANCELLED_REASON)
+        if row.status == StepStatus.FAILED:
+            raise StopForward(row.error or f"{step.name} failed", step.name)
+        return row.status == StepStatus.COMPLETED
+
+    def _run(self, step: Step, order: Order) -> None:
+        """Call the step's task with the order's arguments and the retries set now."""
+        with_current_retries(step.task)(self.order_id, self.owner, **step.args(order))
+
+    @contextmanager
+    def _stop_on_failure(self, step: Step) -> Iterator[None]:
+        """Turn the step's failure into `StopForward`; a lost lease passes through."""
+        try:
+            yield
+        except LeaseLost:
+            raise
+        except DomainRefusal as exc:
+            self._skip_undo(step)
+            raise StopForward(str(exc), step.name) from exc
+        except Exception as exc:
+            raise StopForward(f"{type(exc).__name__}: {exc}", step.name) from exc
+
+    def _skip_undo(self, step: Step) -> None:
+        """A refused step changed nothing: its compensation, if any, is skipped."""
+        if step.undo is None:
+            return
+        with session_scope() as session:
+            saga_log.set_step_status(
+                session,
+                order_id=self.order_id,
+                name=step.undo.name,
+                status=CompensationStatus.SKIPPED,
+            )
 
     def compensate(self) -> str:
         """Unwind the rollback stack in reverse; every compensation runs even if one fails."""
         self._update(status=OrderStatus.COMPENSATING, current_step=None)
+        outcomes = [self._undo(row) for row in self._to_undo()]
+        return self._unwound([error for error in outcomes if error])
+
+    def _to_undo(self) -> list[SagaStep]:
+        """The compensations still to run, newest first."""
         with session_scope() as session:
-            pending = [
-                row
-                for row in reversed(saga_log.saga_steps(session, order_id=self.order_id))
-                if row.kind == "compensation"
-                and row.status
-                in {
-                    CompensationStatus.REGISTERED,
-                    CompensationStatus.COMPENSATING,
-                    CompensationStatus.FAILED,
-                }
-            ]
-        errors = []
-        for row in pending:
-            self._update(current_step=row.name)
-            try:
-                with_current_retries(COMPENSATIONS[row.name])(self.order_id, self.owner)
-            except LeaseLost:
-                raise
-            except Exception as exc:
-                errors.append(f"{row.name}: {type(exc).__name__}: {exc}")
+            rows = saga_log.saga_steps(session, order_id=self.order_id)
+        return [
+            row
+            for row in reversed(rows)
+            if row.kind == "compensation" and row.status in STILL_TO_RUN
+        ]
+
+    def _undo(self, row: SagaStep) -> str | None:
+        """Run one compensation; its error, or None when it succeeded."""
+        self._update(current_step=row.name)
+        try:
+            with_current_retries(COMPENSATIONS[row.name])(self.order_id, self.owner)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            return f"{row.name}: {type(exc).__name__}: {exc}"
+        return None
+
+    def _unwound(self, errors: list[str]) -> str:
+        """Set the unwound order's status: needs_attention when a compensation failed, else
+        cancelled or failed."""
         order = self._order()
         if errors:
             status = OrderStatus.NEEDS_ATTENTION
@@ -203,14 +239,10 @@ class SagaRun:
 
     def _complete(self) -> bool:
         """Mark the order completed unless a cancel arrived during the last step."""
-        with session_scope() as session:
-            if saga_log.complete_unless_cancelled(
+        with self._fenced() as session:
+            return saga_log.complete_unless_cancelled(
                 session, order_id=self.order_id, owner=self.owner
-            ):
-                return True
-            if saga_log.get_order(session, order_id=self.order_id).lease_owner != self.owner:
-                raise LeaseLost(self.order_id)
-            return False
+            )
 
 
 def drive_order(

@@ -3,22 +3,35 @@ injection)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-# fault point -> the step or compensation that owns it
-POINTS = {
-    "inventory-check": "check_inventory",
-    "inventory": "reserve_inventory",
-    "payment": "process_payment",
-    "warehouse": "update_warehouse",
-    "release": "release_inventory",
-    "refund": "refund_payment",
-    "revert": "revert_warehouse",
-}
+# the modules whose `saga_task`s own the fault points, in saga order
+TASK_MODULES = ("tasks.inventory", "tasks.payment", "tasks.warehouse")
+# fault point -> the step or compensation that owns it, in saga order (the steps, then their
+# compensations); filled by `register` as `saga_task` declares each task
+POINTS: dict[str, str] = {}
+_rank: dict[str, tuple[bool, int]] = {}
 CRASH_MOMENTS = ("before", "after")
+
+
+def register(point: str, task: str, *, module: str, compensation: bool) -> None:
+    """Record that `task`, defined in `module`, owns `point`; POINTS stays in saga order."""
+    _rank[point] = (compensation, TASK_MODULES.index(module))
+    POINTS[point] = task
+    ordered = sorted(POINTS.items(), key=lambda item: _rank[item[0]])
+    POINTS.clear()
+    POINTS.update(ordered)
+
+
+def points() -> dict[str, str]:
+    """POINTS, once every tasks module has been imported (so has registered its points)."""
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    return POINTS
 
 
 class InjectedFault(RuntimeError):
@@ -53,9 +66,9 @@ def _entries(variable: str) -> list[tuple[str, str | None, str | None]]:
     for item in filter(None, (part.strip() for part in raw.split(","))):
         spec, at, glob = item.partition("@")
         point, _, arg = spec.partition(":")
-        if point not in POINTS:
+        if point not in points():
             raise FaultSpecError(
-                f"{variable}: unknown point {point!r} (expected one of {', '.join(POINTS)})"
+                f"{variable}: unknown point {point!r} (expected one of {', '.join(points())})"
             )
         if at and not glob.strip():
             raise FaultSpecError(f"{variable}: {item} needs an order id pattern after '@'")

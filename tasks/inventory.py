@@ -1,4 +1,7 @@
-"""Inventory: check and reserve stock; release it as compensation."""
+"""Inventory: check and reserve stock; release it as compensation.
+
+Each function here is written `fn(session, order_id, ...)`; `@saga_task` makes it
+a task called as `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,11 @@ from sqlmodel import Session
 
 from storage import operations
 from tasks.saga_task import saga_task
+
+
+def reservation_key(order_id: str) -> str:
+    """The idempotency key of the order's reservation (and of its release)."""
+    return f"{order_id}:reservation"
 
 
 @saga_task(name="check_inventory", point="inventory-check")

@@ -1,4 +1,7 @@
-"""Payment: charge the customer once per idempotency key; refund by that key."""
+"""Payment: charge the customer once per idempotency key; refund by that key.
+
+Each function here is written `fn(session, order_id, ...)`; `@saga_task` makes it
+a task called as `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from tasks.saga_task import saga_task
 
 
 def payment_key(order_id: str) -> str:
+    """The idempotency key of the order's charge (and of its refund)."""
     return f"{order_id}:payment"
 
 

@@ -152,7 +152,8 @@ def with_current_retries(task_: Task[..., R]) -> Task[..., R]:
 def saga_task(
     *, name: str, point: str, compensation: bool = False
 ) -> Callable[[Callable[..., R]], Task[..., R]]:
-    """Wrap `fn(session, order_id, ...)` as the Prefect task `name`, owner of fault `point`.
+    """Wrap `fn(session, order_id, ...)` as the Prefect task `name`, owner of fault `point`
+    (registered in `faults.POINTS`).
 
     The task is called as `task(order_id, lease_owner, ...)`; `fn` runs in a transaction that
     renews that owner's lease first.
@@ -168,6 +169,7 @@ def saga_task(
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
         signature = _task_signature(fn)
+        faults.register(point, name, module=fn.__module__, compensation=compensation)
 
         def run(*args: Any, **kwargs: Any) -> R:
             arguments = signature.bind(*args, **kwargs).arguments

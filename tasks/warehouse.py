@@ -1,4 +1,7 @@
-"""Warehouse: write the order's shipment record; revert it as compensation."""
+"""Warehouse: write the order's shipment record; revert it as compensation.
+
+Each function here is written `fn(session, order_id, ...)`; `@saga_task` makes it
+a task called as `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,11 @@ from sqlmodel import Session
 
 from storage import operations
 from tasks.saga_task import saga_task
+
+
+def warehouse_key(order_id: str) -> str:
+    """The idempotency key of the order's shipment record (and of its revert)."""
+    return f"{order_id}:warehouse"
 
 
 @saga_task(name="update_warehouse", point="warehouse")

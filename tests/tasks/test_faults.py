@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tasks import faults
 from tasks.faults import Failure, FaultSpecError, InjectedFault
+from tests.support import PYTHON, child_env
 
 
 @pytest.mark.parametrize(
@@ -76,3 +79,35 @@ def test_maybe_fail_targets_point_attempt_and_order(
             faults.maybe_fail(point, attempt, order_id)
     else:
         faults.maybe_fail(point, attempt, order_id)
+
+
+def test_points_are_the_saga_tasks_in_saga_order() -> None:
+    from flows.saga import STEPS
+
+    tasks = [step.task for step in STEPS] + [step.undo for step in STEPS if step.undo]
+    assert list(faults.points().values()) == [task.name for task in tasks]
+    assert list(faults.points()) == [
+        "inventory-check",
+        "inventory",
+        "payment",
+        "warehouse",
+        "release",
+        "refund",
+        "revert",
+    ]
+
+
+def test_validate_with_only_faults_imported() -> None:
+    """A process that imports nothing but `tasks.faults` still knows every point, in order."""
+    result = subprocess.run(
+        [PYTHON, "-c", "from tasks import faults; faults.validate()"],
+        env=child_env(FAIL_AT="moon"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert (
+        "FaultSpecError: FAIL_AT: unknown point 'moon' (expected one of inventory-check, "
+        "inventory, payment, warehouse, release, refund, revert)"
+    ) in result.stderr
