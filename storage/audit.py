@@ -1,5 +1,5 @@
-"""The audit: every invariant of the README's Invariants section, checked in SQL. An empty
-list means clean."""
+"""The audit: every invariant of the README's Invariants section, checked in SQL, and the
+reconciliation with the payment provider when there is one. An empty list means clean."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from storage.models import (
     WarehouseStatus,
     utcnow,
 )
+from storage.reconciliation import provider_problems
 
 QUEUE_GRACE_SECONDS = 60.0  # the sweep's default --stale-after
 
@@ -34,6 +35,7 @@ def audit(session: Session) -> list[str]:
         *_failed_orders_hold_nothing(session),
         *_nothing_is_duplicated(session),
         *_every_order_is_settled_or_leased(session),
+        *provider_problems(session),
     ]
 
 

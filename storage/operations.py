@@ -14,6 +14,7 @@ from storage.errors import CardDeclined, InsufficientStock, ProductMismatch, Unk
 from storage.models import (
     ChargeStatus,
     Payment,
+    PaymentProvider,
     Product,
     Reservation,
     ReservationStatus,
@@ -162,12 +163,14 @@ def charge(
 
 
 def refund(session: Session, *, idempotency_key: str) -> bool:
-    """Refund the charge made under `idempotency_key`. False when there is none to refund."""
+    """Refund the embedded charge made under `idempotency_key`. False when there is none to
+    refund (a charge at an HTTP provider is refunded there: tasks/payment_http.py)."""
     result = session.execute(
         update(Payment)
         .where(
             col(Payment.idempotency_key) == idempotency_key,
             col(Payment.status) == ChargeStatus.CHARGED,
+            col(Payment.provider) == PaymentProvider.EMBEDDED,
         )
         .values(status=ChargeStatus.REFUNDED, refunded_at=utcnow())
     )

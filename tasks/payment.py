@@ -1,14 +1,18 @@
-"""Payment: charge the customer once per idempotency key; refund by that key.
+"""Payment: charge the customer once per idempotency key; refund by that key. The charge is a
+row in FlowForge's database (the embedded provider), or, when `FLOWFORGE_PAYMENT_URL` is set,
+a request to the payment provider over HTTP (tasks/payment_http.py).
 
-Each function here is written `fn(session, order_id, ...)`; `@saga_task` makes it
-a task called as `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
+Both functions here are written `fn(fence, order_id, ...)`: they run outside the attempt's
+transaction and open their own. `@saga_task` makes each a task called as
+`task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from storage import operations, saga_log
-from tasks.saga_task import saga_task
+from storage import operations, provider_payments, saga_log
+from tasks import payment_http
+from tasks.saga_task import Fence, saga_task
 
 
 def payment_key(order_id: str) -> str:
@@ -18,7 +22,7 @@ def payment_key(order_id: str) -> str:
 
 @saga_task(name="process_payment", point="payment")
 def process_payment(
-    session: Session,
+    fence: Fence,
     order_id: str,
     product_id: str,
     quantity: int,
@@ -27,19 +31,43 @@ def process_payment(
 ) -> str:
     """Charge quantity × unit price; a declined card is refused, never retried. Returns the
     charge id."""
-    payment = operations.charge(
-        session,
-        order_id=order_id,
-        idempotency_key=payment_key(order_id),
-        amount=quantity * operations.unit_price(session, product_id=product_id),
-        payment_method=payment_method,
-        customer_id=customer_id,
-    )
-    saga_log.update_order(session, order_id=order_id, amount=payment.amount)
-    return payment.charge_id
+
+    def amount(session: Session) -> int:
+        return quantity * operations.unit_price(session, product_id=product_id)
+
+    client = payment_http.provider_client()
+    if client is not None:
+        return payment_http.charge(
+            client,
+            fence,
+            order_id=order_id,
+            idempotency_key=payment_key(order_id),
+            amount_of=amount,
+            payment_method=payment_method,
+            customer_id=customer_id,
+        ).id
+    with fence() as session:
+        payment = operations.charge(
+            session,
+            order_id=order_id,
+            idempotency_key=payment_key(order_id),
+            amount=amount(session),
+            payment_method=payment_method,
+            customer_id=customer_id,
+        )
+        saga_log.update_order(session, order_id=order_id, amount=payment.amount)
+        return payment.charge_id
 
 
 @saga_task(name="refund_payment", point="refund", compensation=True)
-def refund_payment(session: Session, order_id: str) -> bool:
-    """Compensation of process_payment: refund the charge found by idempotency key."""
-    return operations.refund(session, idempotency_key=payment_key(order_id))
+def refund_payment(fence: Fence, order_id: str) -> bool:
+    """Compensation of process_payment: refund the charge found by idempotency key, here or at
+    the provider the charge request went to."""
+    key = payment_key(order_id)
+    with fence() as session:
+        if operations.refund(session, idempotency_key=key):
+            return True
+        request = provider_payments.charge_request(session, idempotency_key=key)
+    if request is None or request.status not in provider_payments.MAY_HAVE_CHARGED:
+        return False
+    return payment_http.refund(fence, order_id=order_id, request=request)

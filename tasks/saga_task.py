@@ -1,13 +1,14 @@
 """`saga_task`: turns one side effect into a retried Prefect task that logs every attempt on
 the saga log, honours fault injection, never retries a domain refusal, and writes nothing
-unless its process still holds the order's lease (the side effect and the lease renewal
-share one transaction)."""
+unless its process still holds the order's lease (every write shares a transaction with the
+lease's renewal)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from sqlmodel import Session
 
+from provider.client import Rejected
 from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
@@ -26,7 +28,10 @@ from storage.settings import get_settings
 from tasks import faults
 
 R = TypeVar("R")
-FINAL_ERRORS = (DomainRefusal, LeaseLost)
+# never retried: a domain refusal, a lost lease, a request the payment provider refuses (4xx)
+FINAL_ERRORS = (DomainRefusal, LeaseLost, Rejected)
+# opens a transaction that first renews the order's lease (`LeaseLost` when it is gone)
+Fence = Callable[[], AbstractContextManager[Session]]
 # task name -> the setting that holds its retry count
 _RETRIES_SETTING: dict[str, str] = {}
 _with_policy: dict[tuple[int, int, tuple[float, ...]], Task[..., Any]] = {}
@@ -92,15 +97,16 @@ class Attempt:
             raise
         return result
 
-    def run_with_faults(self, point: str, effect: Callable[[Session], R]) -> R:
-        """Each stage in its own transaction, so that a fault injected just before or just
-        after the side effect finds the saga log exactly as a crash at that moment would."""
+    def run_staged(self, point: str, effect: Callable[[], R]) -> R:
+        """The start, the side effect and the end each in a transaction of their own: so that
+        a fault injected just before or just after the side effect finds the saga log exactly
+        as a crash at that moment would, and so that nothing is held open while the effect
+        waits on another system (`effect` opens its own transactions)."""
         with saga_log.fenced(**self.lease) as session:
             number = self._begin(session)
         try:
             faults.maybe_crash(point, "before")
-            with saga_log.fenced(**self.lease) as session:
-                result = effect(session)
+            result = effect()
             faults.maybe_crash(point, "after")
             faults.maybe_fail(point, number, self.order_id)
         except Exception as exc:
@@ -128,12 +134,17 @@ class Attempt:
 
 
 def _task_signature(fn: Callable[..., Any]) -> inspect.Signature:
-    """`fn(session, order_id, ...)` as Prefect sees it: `(order_id, lease_owner, ...)`."""
+    """`fn(session | fence, order_id, ...)` as Prefect sees it: `(order_id, lease_owner, ...)`."""
     _, order_id, *rest = inspect.signature(fn).parameters.values()
     owner = inspect.Parameter(
         "lease_owner", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str
     )
     return inspect.signature(fn).replace(parameters=[order_id, owner, *rest])
+
+
+def _in_transaction(fence: Fence, effect: Callable[[Session], R]) -> R:
+    with fence() as session:
+        return effect(session)
 
 
 def with_current_retries(task_: Task[..., R]) -> Task[..., R]:
@@ -156,7 +167,9 @@ def saga_task(
     (registered in `faults.POINTS`).
 
     The task is called as `task(order_id, lease_owner, ...)`; `fn` runs in a transaction that
-    renews that owner's lease first.
+    renews that owner's lease first. A `fn(fence, order_id, ...)` runs outside any transaction
+    (it waits on another system) and opens its own with `with fence() as session:`, each
+    renewing the lease first.
     """
     settings = get_settings()
     _RETRIES_SETTING[name] = "compensation_retries" if compensation else "step_retries"
@@ -169,6 +182,7 @@ def saga_task(
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
         signature = _task_signature(fn)
+        outside = next(iter(inspect.signature(fn).parameters)) == "fence"
         faults.register(point, name, module=fn.__module__, compensation=compensation)
 
         def run(*args: Any, **kwargs: Any) -> R:
@@ -184,9 +198,12 @@ def saga_task(
                 },
                 statuses=statuses,
             )
+            fence = functools.partial(saga_log.fenced, **attempt.lease)
+            if outside:
+                return attempt.run_staged(point, functools.partial(fn, fence, **arguments))
             effect = functools.partial(fn, **arguments)
             if faults.armed(point, order_id):
-                return attempt.run_with_faults(point, effect)
+                return attempt.run_staged(point, functools.partial(_in_transaction, fence, effect))
             return attempt.run(effect)
 
         run.__signature__ = signature  # type: ignore[attr-defined]

@@ -1,0 +1,121 @@
+"""The local books of payments made at the HTTP payment provider: each charge request,
+written before it leaves, with what is known of its outcome; and the provider's charges as
+`payments` rows (`provider = http`, `charge_id` the provider's id)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from storage.db import insert_once
+from storage.models import (
+    ChargeRequest,
+    ChargeRequestStatus,
+    ChargeStatus,
+    Payment,
+    PaymentProvider,
+    utcnow,
+)
+
+# a request in one of these may have reached the provider: only the provider can say more
+MAY_HAVE_CHARGED = frozenset(
+    {ChargeRequestStatus.SENDING, ChargeRequestStatus.IN_DOUBT, ChargeRequestStatus.CHARGED}
+)
+
+
+def charge_request(session: Session, *, idempotency_key: str) -> ChargeRequest | None:
+    return session.get(ChargeRequest, idempotency_key)
+
+
+def begin_charge_request(
+    session: Session, *, order_id: str, idempotency_key: str, amount: int
+) -> ChargeRequest:
+    """Record that a charge request is about to leave. A request left `sending` by an attempt
+    that never learnt its outcome (its process died) is in doubt from now on."""
+    request = charge_request(session, idempotency_key=idempotency_key)
+    if request is None:
+        request = ChargeRequest(order_id=order_id, idempotency_key=idempotency_key, amount=amount)
+        if not insert_once(session, request):
+            raise RuntimeError(f"charge request {idempotency_key} was written concurrently")
+    elif request.status == ChargeRequestStatus.SENDING:
+        request.status = ChargeRequestStatus.IN_DOUBT
+    elif request.status == ChargeRequestStatus.UNREACHABLE:
+        request.status = ChargeRequestStatus.SENDING
+    request.attempts += 1
+    request.sent_at = utcnow()
+    session.add(request)
+    return request
+
+
+def end_charge_request(
+    session: Session,
+    *,
+    idempotency_key: str,
+    status: ChargeRequestStatus,
+    charge_id: str | None = None,
+    message: str = "",
+) -> None:
+    """Record the attempt's outcome. `unreachable` only when nothing earlier may have reached the
+    provider: an earlier request in doubt stays in doubt."""
+    request = charge_request(session, idempotency_key=idempotency_key)
+    if request is None:
+        raise LookupError(f"no charge request {idempotency_key}")
+    keep = (
+        status == ChargeRequestStatus.UNREACHABLE and request.status != ChargeRequestStatus.SENDING
+    )
+    if not keep:
+        request.status = status
+    request.charge_id = charge_id or request.charge_id
+    request.message = message
+    session.add(request)
+
+
+def in_flight(request: ChargeRequest, *, within: float) -> bool:
+    """Whether the request's last attempt, in doubt, left less than `within` seconds ago: the
+    provider may not have seen it yet, so not finding its charge proves nothing."""
+    sent = request.sent_at.replace(tzinfo=request.sent_at.tzinfo or UTC)
+    return request.status in MAY_HAVE_CHARGED and utcnow() - sent < timedelta(seconds=within)
+
+
+def record_charge(
+    session: Session,
+    *,
+    charge_id: str,
+    order_id: str,
+    idempotency_key: str,
+    amount: int,
+    payment_method: str,
+    customer_id: str,
+    refunded: bool,
+    created_at: datetime | None = None,
+) -> None:
+    """The provider's charge as a `payments` row (once per charge id), its status as the
+    provider says."""
+    if session.get(Payment, charge_id) is None:
+        insert_once(
+            session,
+            Payment(
+                charge_id=charge_id,
+                order_id=order_id,
+                idempotency_key=idempotency_key,
+                amount=amount,
+                payment_method=payment_method,
+                customer_id=customer_id,
+                provider=PaymentProvider.HTTP,
+                created_at=created_at or utcnow(),
+            ),
+        )
+    if refunded:
+        mark_refunded(session, charge_id=charge_id)
+
+
+def mark_refunded(session: Session, *, charge_id: str) -> bool:
+    """The provider refunded this charge; False when it was already marked."""
+    result = session.execute(
+        update(Payment)
+        .where(col(Payment.charge_id) == charge_id, col(Payment.status) == ChargeStatus.CHARGED)
+        .values(status=ChargeStatus.REFUNDED, refunded_at=utcnow())
+    )
+    return result.rowcount == 1

@@ -1,0 +1,152 @@
+"""Charging and refunding at the payment provider over HTTP (`FLOWFORGE_PAYMENT_URL`; see
+docs/payments.md). Nothing is held open while a request is out: the charge request is written
+(committed) before it leaves, and its answer is recorded in a transaction of its own.
+
+A timeout or a dropped connection is *in doubt*, not failed: the next attempt sends the same
+idempotency key and gets the first charge back, and a refund asks the provider by that key, so
+a charge whose answer was lost is still refunded when the order fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from sqlmodel import Session
+
+from provider.client import (
+    AlreadyRefunded,
+    Charge,
+    Declined,
+    InDoubt,
+    ProviderClient,
+    ProviderError,
+    Unreachable,
+)
+from storage import provider_payments, saga_log
+from storage.errors import CardDeclined
+from storage.models import ChargeRequest, ChargeRequestStatus
+from storage.settings import get_settings
+from tasks.saga_task import Fence
+
+
+@lru_cache(maxsize=4)
+def _client(url: str, api_key: str, connect: float, read: float) -> ProviderClient:
+    return ProviderClient(url, api_key, connect_timeout=connect, read_timeout=read)
+
+
+def provider_client() -> ProviderClient | None:
+    """The one client of this process for the configured provider; None when there is none."""
+    settings = get_settings()
+    if not settings.payment_url:
+        return None
+    return _client(
+        settings.payment_url,
+        settings.payment_api_key,
+        settings.payment_connect_timeout,
+        settings.payment_read_timeout,
+    )
+
+
+class ProviderNotConfigured(RuntimeError):
+    """A charge went to a payment provider, and this process has none configured."""
+
+
+def _outcome(error: ProviderError) -> ChargeRequestStatus:
+    if isinstance(error, Unreachable):
+        return ChargeRequestStatus.UNREACHABLE
+    if isinstance(error, Declined):
+        return ChargeRequestStatus.DECLINED
+    return ChargeRequestStatus.IN_DOUBT  # even a 4xx: the key may hold a charge (409)
+
+
+def charge(
+    client: ProviderClient,
+    fence: Fence,
+    *,
+    order_id: str,
+    idempotency_key: str,
+    amount_of: Callable[[Session], int],
+    payment_method: str,
+    customer_id: str,
+) -> Charge:
+    """Charge at the provider under `idempotency_key`; the charge, recorded in `payments`.
+    A decline is `CardDeclined`; anything else the provider or the network says is raised as
+    the client's error (retried by the step unless it is a 4xx)."""
+    with fence() as session:
+        amount = amount_of(session)
+        provider_payments.begin_charge_request(
+            session, order_id=order_id, idempotency_key=idempotency_key, amount=amount
+        )
+    try:
+        result = client.charge(
+            idempotency_key=idempotency_key,
+            amount=amount,
+            payment_method=payment_method,
+            order_id=order_id,
+            customer=customer_id,
+        )
+    except ProviderError as exc:
+        with fence() as session:
+            provider_payments.end_charge_request(
+                session, idempotency_key=idempotency_key, status=_outcome(exc), message=str(exc)
+            )
+        if isinstance(exc, Declined):
+            raise CardDeclined(payment_method) from exc
+        raise
+    with fence() as session:
+        provider_payments.end_charge_request(
+            session,
+            idempotency_key=idempotency_key,
+            status=ChargeRequestStatus.CHARGED,
+            charge_id=result.id,
+        )
+        _record(session, result, payment_method=payment_method, customer_id=customer_id)
+        saga_log.update_order(session, order_id=order_id, amount=result.amount)
+    return result
+
+
+def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
+    """Refund the charge the provider holds under the request's idempotency key, found by
+    asking it; False when it holds none (once the request cannot still be on its way)."""
+    client = provider_client()
+    if client is None:
+        raise ProviderNotConfigured(
+            f"order {order_id} was charged at a payment provider: set FLOWFORGE_PAYMENT_URL"
+        )
+    found = client.find_charge(request.idempotency_key)
+    if found is None:
+        settings = get_settings()
+        window = settings.payment_connect_timeout + settings.payment_read_timeout
+        if provider_payments.in_flight(request, within=window):
+            raise InDoubt(
+                f"no charge under {request.idempotency_key} yet, but its request of "
+                f"{request.sent_at:%T} may still be on its way to the provider"
+            )
+        return False
+    refunded = found.status != "refunded"
+    if refunded:
+        try:
+            client.refund(charge_id=found.id, idempotency_key=f"{order_id}:refund")
+        except AlreadyRefunded:
+            refunded = False
+    with fence() as session:
+        _record(
+            session, found, payment_method=found.payment_method, customer_id=found.customer or ""
+        )
+        provider_payments.mark_refunded(session, charge_id=found.id)
+    return refunded
+
+
+def _record(session: Session, found: Charge, *, payment_method: str, customer_id: str) -> None:
+    provider_payments.record_charge(
+        session,
+        charge_id=found.id,
+        order_id=found.order_id or "",
+        idempotency_key=found.idempotency_key,
+        amount=found.amount,
+        payment_method=payment_method,
+        customer_id=customer_id,
+        refunded=found.status == "refunded",
+        created_at=datetime.fromtimestamp(found.created, UTC),
+    )
