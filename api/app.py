@@ -4,7 +4,7 @@ storage reads and receives stock."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.encoders import jsonable_encoder
@@ -18,7 +18,9 @@ from api.schemas import (
     PAGE_SIZE,
     ActionAccepted,
     AuditReport,
+    Health,
     OrderStarted,
+    OrderStatusReport,
     PageLimit,
     PageOffset,
     StockReceipt,
@@ -34,6 +36,13 @@ from storage.cli import IDENTIFIER
 from storage.db import session_scope
 from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
 from storage.models import SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
+from storage.views import (
+    EngineSnapshot,
+    InventoryView,
+    OrderSummary,
+    PaymentView,
+    WarehouseView,
+)
 
 WorkflowId = Annotated[str, Path(pattern=IDENTIFIER, description="workflow id or order id")]
 NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"description": "no such order"}}
@@ -81,10 +90,10 @@ def invalid_request(_request: Request, exc: RequestValidationError) -> JSONRespo
 
 
 @app.get("/health")
-async def health() -> dict[str, str]:
+async def health() -> Health:
     """Liveness; the only endpoint that needs no token. Async: it answers on the event loop,
     never queued behind the worker threads that serve database reads."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
 def _find(workflow_id: str) -> Order:
@@ -115,7 +124,7 @@ def create_order(body: OrderCreate) -> OrderStarted:
 
 
 @router.get("/orders")
-def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[dict[str, Any]]:
+def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[OrderSummary]:
     """Known orders, newest first, without their events."""
     with session_scope(readonly=True) as session:
         orders = saga_log.list_orders(session, limit=limit, offset=offset)
@@ -123,21 +132,21 @@ def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[di
 
 
 @router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
-def order_status(workflow_id: WorkflowId) -> dict[str, Any]:
+def order_status(workflow_id: WorkflowId) -> OrderStatusReport:
     """The saga's state from the database, and the Prefect run that drove it: the intake's
     task run (`task_run`) or a flow run (`flow_run`), each with its id, state and UI link."""
     order = _find(workflow_id)
     with session_scope(readonly=True) as session:
         summary = snapshot.order_summary(session, order)
-    summary.update(run_links(flow_run_id=order.flow_run_id, task_run_id=order.task_run_id))
-    return summary
+    links = run_links(flow_run_id=order.flow_run_id, task_run_id=order.task_run_id)
+    return OrderStatusReport.model_validate({**dict(summary), **links})
 
 
 def _accepted(order: Order, outcome: Outcome) -> ActionAccepted:
     return ActionAccepted(
         workflow_id=order.workflow_id,
         order_id=order.order_id,
-        status=outcome.summary["status"],
+        status=outcome.summary.status,
         changed=outcome.changed,
         message=outcome.message,
     )
@@ -153,7 +162,7 @@ def cancel_order(workflow_id: WorkflowId) -> ActionAccepted:
     intake compensates a completed one. `changed` is false when it was already requested."""
     order = _find(workflow_id)
     outcome = request_cancel(order.order_id)
-    if outcome.summary["status"] in SETTLED_STATUSES:
+    if outcome.summary.status in SETTLED_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
     return _accepted(order, outcome)
 
@@ -171,13 +180,13 @@ def retry_order(workflow_id: WorkflowId) -> ActionAccepted:
     `changed` is false when they are already queued or running."""
     order = _find(workflow_id)
     outcome = request_retry(order.order_id)
-    if not outcome.changed and outcome.summary["status"] != OrderStatus.COMPENSATING:
+    if not outcome.changed and outcome.summary.status != OrderStatus.COMPENSATING:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
     return _accepted(order, outcome)
 
 
 @router.get("/inventory")
-def inventory() -> list[dict[str, Any]]:
+def inventory() -> list[InventoryView]:
     with session_scope(readonly=True) as session:
         return snapshot.inventory(session)
 
@@ -188,21 +197,21 @@ def inventory() -> list[dict[str, Any]]:
 )
 def receive_stock(
     product_id: Annotated[str, Path(pattern=IDENTIFIER)], body: StockReceipt
-) -> dict[str, Any]:
+) -> InventoryView:
     """Add received units to a product (created when new); its inventory row after."""
     try:
         with session_scope() as session:
             product = operations.receive_stock(session, product_id=product_id, **body.model_dump())
     except ProductMismatch as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return snapshot.product_dict(product)
+    return InventoryView.model_validate(product)
 
 
 @router.get("/payments/{charge_id}", responses={status.HTTP_404_NOT_FOUND: {}})
-def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> dict[str, Any]:
+def payment(charge_id: Annotated[str, Path(pattern=IDENTIFIER)]) -> PaymentView:
     with session_scope(readonly=True) as session:
         row = session.get(Payment, charge_id)
-        found = snapshot.payment_dict(row) if row else None
+        found = PaymentView.model_validate(row) if row else None
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"payment {charge_id!r} not found")
     return found
@@ -218,7 +227,7 @@ def _link_next(request: Request, response: Response, page: snapshot.Page, limit:
 @router.get("/warehouse", responses=PAGED)
 def warehouse(
     request: Request, response: Response, limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0
-) -> list[dict[str, Any]]:
+) -> list[WarehouseView]:
     """Warehouse records, newest first, a page at a time."""
     with session_scope(readonly=True) as session:
         page = snapshot.warehouse_page(session, limit=limit, offset=offset)
@@ -229,7 +238,7 @@ def warehouse(
 @router.get("/engine/snapshot", responses=PAGED)
 def engine_snapshot(
     request: Request, response: Response, limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0
-) -> dict[str, Any]:
+) -> EngineSnapshot:
     """A page of orders (newest first) with their payments and warehouse records, and the
     whole inventory. `python -m storage snapshot` prints everything."""
     with session_scope(readonly=True) as session:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from storage.cli import MAX_RECEIPT, MAX_UNIT_PRICE
 from storage.models import Text
+from storage.views import OrderSummary
 
 PAGE_SIZE = 100  # the default `limit` of a paged listing
 PageLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many items")]
@@ -51,3 +52,24 @@ class ActionAccepted(BaseModel):
 class AuditReport(BaseModel):
     clean: bool
     problems: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class RunLink(BaseModel):
+    """A Prefect run of the order: its state (None when Prefect did not answer in time) and
+    its page in the Prefect UI."""
+
+    id: str
+    state: str | None
+    state_type: str | None
+    url: str | None
+
+
+class OrderStatusReport(OrderSummary):
+    """The order's summary with its events, and the Prefect runs that drove it."""
+
+    flow_run: RunLink | None
+    task_run: RunLink | None

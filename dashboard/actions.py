@@ -9,7 +9,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import streamlit as st
 from prefect.settings import get_current_settings
@@ -21,6 +20,7 @@ from flows.outcome import Outcome
 from flows.prefect_api import run_ui_url
 from flows.reconcile import retry_order
 from storage.models import ACTIVE_STATUSES, SETTLED_STATUSES, TERMINAL_STATUSES, OrderStatus
+from storage.views import OrderSummary
 from tasks import faults
 
 NOTICE_KEY = "notice"
@@ -48,11 +48,11 @@ def prefect_api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def order_run(summary: dict[str, Any]) -> tuple[str, str | None]:
+def order_run(summary: OrderSummary) -> tuple[str, str | None]:
     """The Prefect run that drove the order: the intake's task run, else its flow run."""
-    if summary.get("task_run_id"):
-        return "task run", summary["task_run_id"]
-    return "flow run", summary.get("flow_run_id")
+    if summary.task_run_id:
+        return "task run", summary.task_run_id
+    return "flow run", summary.flow_run_id
 
 
 def run_url(kind: str, run_id: str | None) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
@@ -11,16 +9,17 @@ from dashboard import actions
 from dashboard.data import read
 from dashboard.style import coloured, money_text, status_badge
 from dashboard.timeline import attempts, timeline_chart
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from storage.metrics import order_records
+from storage.views import OrderSummary
 
 RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
 
 
 def render(order_id: str) -> None:
     """Show everything about one order."""
-    summary = order_result(order_id)
-    status = summary["status"]
+    summary = order_summary(order_id)
+    status = summary.status
     st.markdown(f"#### Order `{order_id}` {status_badge(status)}")
     _facts(summary)
     _controls(summary)
@@ -28,33 +27,33 @@ def render(order_id: str) -> None:
     _records(order_id)
 
 
-def _facts(summary: dict[str, Any]) -> None:
-    finished = summary["finished_at"]
+def _facts(summary: OrderSummary) -> None:
+    finished = summary.finished_at
     st.caption(
-        f"{summary['quantity']} × {summary['product_id']} for `{summary['customer_id']}`,"
-        f" {money_text(summary['amount'])} · created {_when(summary['created_at'])}"
+        f"{summary.quantity} × {summary.product_id} for `{summary.customer_id}`,"
+        f" {money_text(summary.amount)} · created {_when(summary.created_at)}"
         + (f" · finished {_when(finished)}" if finished else "")
     )
-    if summary["failure_reason"]:
-        st.error(f"**{summary['failure_point'] or 'failure'}**: {summary['failure_reason']}")
+    if summary.failure_reason:
+        st.error(f"**{summary.failure_point or 'failure'}**: {summary.failure_reason}")
 
 
-def _when(iso: str) -> str:
+def _when(iso: str | None) -> str:
     return iso[:19].replace("T", " ") + " UTC"
 
 
-def _saga(summary: dict[str, Any]) -> None:
+def _saga(summary: OrderSummary) -> None:
     rows = attempts(summary)
     if not rows:
         st.info("No step has started yet.")
         return
-    steps = [r["name"] for r in summary["saga"] if r["kind"] == "step" and r["attempts"]]
+    steps = [r.name for r in summary.saga if r.kind == "step" and r.attempts]
     st.markdown("**Steps:** " + " → ".join(steps))
-    if summary["compensations"]:
+    if summary.compensations:
         st.markdown(
-            "**Compensations, in the order they ran:** " + " → ".join(summary["compensations"])
+            "**Compensations, in the order they ran:** " + " → ".join(summary.compensations)
         )
-    st.altair_chart(timeline_chart(rows, summary["failure_point"]), width="stretch")
+    st.altair_chart(timeline_chart(rows, summary.failure_point), width="stretch")
     with st.expander(f"Every attempt ({len(rows)})"):
         st.dataframe(
             coloured(rows, "outcome"),
@@ -80,8 +79,8 @@ def _records(order_id: str) -> None:
                 st.caption("none")
 
 
-def _controls(summary: dict[str, Any]) -> None:
-    order_id, status = summary["order_id"], summary["status"]
+def _controls(summary: OrderSummary) -> None:
+    order_id, status = summary.order_id, summary.status
     link, retry, cancel = st.columns([3, 1, 1])
     kind, run_id = actions.order_run(summary)
     url = actions.run_url(kind, run_id)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from dashboard.style import status_color
 from storage.models import EventStatus, OrderStatus, StepStatus
+from storage.views import OrderSummary
 
 BEGINS = {EventStatus.STARTED, EventStatus.COMPENSATING}
 ENDS = {EventStatus.COMPLETED, EventStatus.COMPENSATED, EventStatus.FAILED}
@@ -26,23 +27,23 @@ FAILED_COLOR = OUTCOME_COLORS[EventStatus.FAILED]
 MIN_BAR_SHARE = 0.025  # of the time span, so a 1 ms attempt is still visible
 
 
-def attempts(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def attempts(summary: OrderSummary) -> list[dict[str, Any]]:
     """Pair each attempt's begin and end events, in the order the attempts started."""
-    kinds = {row["name"]: row["kind"] for row in summary["saga"]}
-    events = summary["events"]
+    kinds = {row.name: row.kind for row in summary.saga}
+    events = summary.events
     if not events:
         return []
-    origin = datetime.fromisoformat(events[0]["timestamp"])
+    origin = datetime.fromisoformat(events[0].timestamp)
     rows: list[dict[str, Any]] = []
     running: dict[tuple[str, int], dict[str, Any]] = {}
     for event in events:
-        key = (event["step"], event["attempt"])
-        at = (datetime.fromisoformat(event["timestamp"]) - origin).total_seconds()
-        if event["status"] in BEGINS:
+        key = (event.step, event.attempt)
+        at = (datetime.fromisoformat(event.timestamp) - origin).total_seconds()
+        if event.status in BEGINS:
             running[key] = {
-                "step": event["step"],
-                "kind": kinds.get(event["step"], "step"),
-                "attempt": event["attempt"],
+                "step": event.step,
+                "kind": kinds.get(event.step, "step"),
+                "attempt": event.attempt,
                 "outcome": RUNNING,
                 "start_s": at,
                 "end_s": None,
@@ -50,13 +51,13 @@ def attempts(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "message": "",
             }
             rows.append(running[key])
-        elif event["status"] in ENDS and key in running:
+        elif event.status in ENDS and key in running:
             row = running.pop(key)
             row.update(
-                outcome=event["status"],
+                outcome=event.status,
                 end_s=at,
                 duration_ms=round((at - row["start_s"]) * 1000, 1),
-                message=event["message"],
+                message=event.message,
             )
     return rows
 

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.cli import run_command, valid_order_id
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from flows.outcome import (
     ExitCode,
     Outcome,
@@ -42,21 +42,21 @@ def request_cancel(order_id: str) -> Outcome:
         else:
             flagged = saga_log.request_cancel(session, order_id=order_id)
             saga_log.reopen_compensations(session, order_id=order_id)
-    summary = order_result(order_id)
-    if summary["status"] in SETTLED_STATUSES:
-        return Outcome(summary, False, f"order {order_id} is already {summary['status']}")
+    summary = order_summary(order_id)
+    if summary.status in SETTLED_STATUSES:
+        return Outcome(summary, False, f"order {order_id} is already {summary.status}")
     message = "cancellation requested" if flagged else "cancellation was already requested"
     return Outcome(summary, flagged, message)
 
 
 def _cancel(order_id: str, owner: str) -> Outcome:
     requested = request_cancel(order_id)
-    if requested.summary["status"] in SETTLED_STATUSES:
+    if requested.summary.status in SETTLED_STATUSES:
         return requested
     deadline = time.monotonic() + 2 * get_settings().lease_seconds
     drove = False
     while True:
-        status = order_result(order_id)["status"]
+        status = order_summary(order_id).status
         if status in SETTLED_STATUSES or (status == OrderStatus.NEEDS_ATTENTION and drove):
             break
         driven = settle_order(order_id, owner)
@@ -65,10 +65,10 @@ def _cancel(order_id: str, owner: str) -> Outcome:
             if time.monotonic() > deadline:
                 break
             time.sleep(POLL_SECONDS)
-    summary = order_result(order_id)
-    if summary["status"] == OrderStatus.CANCELLED:
+    summary = order_summary(order_id)
+    if summary.status == OrderStatus.CANCELLED:
         return Outcome(summary, True, f"order {order_id} cancelled and compensated")
-    return Outcome(summary, True, f"order {order_id} is {summary['status']} after cancellation")
+    return Outcome(summary, True, f"order {order_id} is {summary.status} after cancellation")
 
 
 @flow(name="cancel-order", flow_run_name="cancel-{order_id}", persist_result=False)
@@ -82,7 +82,7 @@ def cancel_order(order_id: str) -> dict:
 
 def cancel(order_id: str) -> Outcome:
     """Run the cancel-order flow in this process. Raises `OrderNotFound` for an unknown id."""
-    order_result(order_id)
+    order_summary(order_id)
     return Outcome(**run_locally(cancel_order, order_id=order_id))
 
 
@@ -97,12 +97,18 @@ def cancel_command(args: argparse.Namespace) -> int:
     outcome = cancel(args.order_id)
     if args.json:
         print(
-            json.dumps({"message": outcome.message, "changed": outcome.changed, **outcome.summary})
+            json.dumps(
+                {
+                    "message": outcome.message,
+                    "changed": outcome.changed,
+                    **outcome.summary.model_dump(mode="json"),
+                }
+            )
         )
     else:
         print(outcome.message)
         print(human_summary(outcome.summary))
-    status = outcome.summary["status"]
+    status = outcome.summary.status
     return ExitCode.COMPLETED if status in SETTLED_STATUSES else exit_code(status)
 
 

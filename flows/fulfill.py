@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import uuid
-from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -23,19 +22,19 @@ from flows.outcome import (
 )
 from flows.prefect_api import PrefectUnavailable
 from flows.saga import drive_order
-from storage import saga_log
+from storage import saga_log, snapshot
 from storage.cli import OneLineParser
 from storage.db import session_scope
 from storage.errors import IdConflict
 from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
-from storage.snapshot import order_summary
+from storage.views import OrderSummary
 
 
-def order_result(order_id: str) -> dict[str, Any]:
+def order_summary(order_id: str) -> OrderSummary:
     """The order's summary as the CLI and the API report it."""
     with session_scope() as session:
-        return order_summary(session, saga_log.get_order(session, order_id=order_id))
+        return snapshot.order_summary(session, saga_log.get_order(session, order_id=order_id))
 
 
 @flow(name="fulfill-order", flow_run_name="{order_id}", persist_result=False)
@@ -45,8 +44,8 @@ def fulfill_order(order_id: str, lease_owner: str | None = None) -> State:
     run_id = str(flow_run.get_id() or uuid.uuid4())
     owner = lease_owner or f"fulfill:{run_id}"
     if drive_order(order_id, owner=owner, before={"flow_run_id": run_id}) is None:
-        return handed_over(order_result(order_id))
-    summary = order_result(order_id)
+        return handed_over(order_summary(order_id))
+    summary = order_summary(order_id)
     publish_artifact(summary)
     return prefect_state(summary)
 
@@ -88,12 +87,12 @@ def record_order(
         return order.order_id, created
 
 
-def run_order(order_id: str, lease_owner: str | None = None) -> dict[str, Any]:
+def run_order(order_id: str, lease_owner: str | None = None) -> OrderSummary:
     """Run the saga of a recorded order in this process unless it is already settled."""
-    summary = order_result(order_id)
-    if summary["status"] in ACTIVE_STATUSES:
+    summary = order_summary(order_id)
+    if summary.status in ACTIVE_STATUSES:
         run_locally(fulfill_order, order_id=order_id, lease_owner=lease_owner, return_state=True)
-        summary = order_result(order_id)
+        summary = order_summary(order_id)
     return summary
 
 
@@ -127,8 +126,8 @@ def fulfill(args: argparse.Namespace) -> int:
             f"{exc}; order {order_id} is recorded and waits for an intake or the sweep "
             f"(or run it again with --order-id {order_id})"
         ) from None
-    print(json.dumps(summary) if args.json else human_summary(summary))
-    return exit_code(summary["status"])
+    print(json.dumps(summary.model_dump(mode="json")) if args.json else human_summary(summary))
+    return exit_code(summary.status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from flows.prefect_api import prefect_api
 from storage.models import OrderStatus
+from storage.views import OrderSummary
 
 # what a call to the Prefect server can raise when the server is down, slow or refuses
 PREFECT_ERRORS = (httpx.HTTPError, PrefectException, OSError)
@@ -55,7 +56,7 @@ STATE_STATUSES = {
 class Outcome:
     """What a cancel or a retry did: the order's summary after it, whether anything changed."""
 
-    summary: dict[str, Any]
+    summary: OrderSummary
     changed: bool
     message: str
 
@@ -71,18 +72,18 @@ def exit_code(status: str) -> ExitCode:
     return EXIT_CODES.get(status, ExitCode.IN_PROGRESS)
 
 
-def prefect_state(summary: dict[str, Any]) -> State:
+def prefect_state(summary: OrderSummary) -> State:
     """The flow run's final state, named so the Prefect UI tells the saga's outcome."""
-    status, reason = summary["status"], summary.get("failure_reason") or ""
+    status, reason = summary.status, summary.failure_reason or ""
     if status == OrderStatus.COMPLETED:
-        return Completed(message=f"order {summary['order_id']} completed")
+        return Completed(message=f"order {summary.order_id} completed")
     if status == OrderStatus.FAILED:
         return Failed(name="Compensated", message=reason or "failed and compensated")
     if status == OrderStatus.NEEDS_ATTENTION:
         return Failed(name="NeedsAttention", message=reason)
     if status == OrderStatus.CANCELLED:
         return Cancelled(message=reason or "cancelled and compensated")
-    raise ValueError(f"order {summary['order_id']} is still {status}")
+    raise ValueError(f"order {summary.order_id} is still {status}")
 
 
 def status_of_state(state: State | None) -> str:
@@ -91,52 +92,51 @@ def status_of_state(state: State | None) -> str:
     return STATE_STATUSES.get(state.name if state else "", "error")
 
 
-def handed_over(summary: dict[str, Any]) -> State:
+def handed_over(summary: OrderSummary) -> State:
     """The state of a run that found the order held or settled by someone else."""
     return Completed(
         name=HANDED_OVER,
-        message=f"order {summary['order_id']} is {summary['status']}; left to its current owner",
+        message=f"order {summary.order_id} is {summary.status}; left to its current owner",
     )
 
 
-def timeline_markdown(summary: dict[str, Any]) -> str:
+def timeline_markdown(summary: OrderSummary) -> str:
     lines = [
-        f"# Order `{summary['order_id']}`: **{summary['status']}**",
+        f"# Order `{summary.order_id}`: **{summary.status}**",
         "",
-        f"{summary['quantity']} x {summary['product_id']} for customer `{summary['customer_id']}`,"
-        f" {summary['amount'] / 100:.2f}",
+        f"{summary.quantity} x {summary.product_id} for customer `{summary.customer_id}`,"
+        f" {summary.amount / 100:.2f}",
         "",
     ]
-    if summary.get("failure_reason"):
-        lines += [f"Failure: {summary['failure_reason']}", ""]
-    if summary["compensations"]:
+    if summary.failure_reason:
+        lines += [f"Failure: {summary.failure_reason}", ""]
+    if summary.compensations:
         lines += [
-            "Compensations, in the order they ran: " + " → ".join(summary["compensations"]),
+            "Compensations, in the order they ran: " + " → ".join(summary.compensations),
             "",
         ]
     lines += ["| # | time (UTC) | step | status | attempt | message |", "|---|---|---|---|---|---|"]
-    for number, event in enumerate(summary["events"], 1):
-        time = (event["timestamp"] or "")[11:23]
-        message = (event["message"] or "").replace("|", "\\|")
+    for number, event in enumerate(summary.events or [], 1):
+        time = event.timestamp[11:23]
+        message = event.message.replace("|", "\\|")
         lines.append(
-            f"| {number} | {time} | {event['step']} | {event['status']} | {event['attempt']}"
-            f" | {message} |"
+            f"| {number} | {time} | {event.step} | {event.status} | {event.attempt} | {message} |"
         )
     return "\n".join(lines)
 
 
-def publish_artifact(summary: dict[str, Any]) -> None:
+def publish_artifact(summary: OrderSummary) -> None:
     """Attach the saga's timeline to the current run; best effort (the order is settled in
     the database already, a Prefect hiccup must not make its run look broken)."""
-    key = "saga-" + re.sub(r"[^a-z0-9-]+", "-", summary["order_id"].lower()).strip("-")
+    key = "saga-" + re.sub(r"[^a-z0-9-]+", "-", summary.order_id.lower()).strip("-")
     try:
         create_markdown_artifact(
             key=key[:100],
             markdown=timeline_markdown(summary),
-            description=f"Saga timeline of order {summary['order_id']} ({summary['status']})",
+            description=f"Saga timeline of order {summary.order_id} ({summary.status})",
         )
     except PREFECT_ERRORS as exc:
-        logging.getLogger(__name__).warning("no artifact for %s: %s", summary["order_id"], exc)
+        logging.getLogger(__name__).warning("no artifact for %s: %s", summary.order_id, exc)
 
 
 def _duration(start: str | None, end: str | None) -> str:
@@ -146,20 +146,20 @@ def _duration(start: str | None, end: str | None) -> str:
     return f"{delta.total_seconds() * 1000:.0f} ms"
 
 
-def human_summary(summary: dict[str, Any]) -> str:
+def human_summary(summary: OrderSummary) -> str:
     """A few lines for a person: the verdict, then each step and compensation with its outcome."""
-    lines = [f"order {summary['order_id']} ({summary['workflow_id']}): {summary['status']}"]
-    if summary.get("failure_reason"):
-        lines.append(f"  reason: {summary['failure_reason']}")
-    rows = {row["name"]: row for row in summary["saga"]}
-    ran = [r for r in summary["saga"] if r["kind"] == "step" and r["attempts"]]
-    ran += [rows[name] for name in summary["compensations"] if name in rows]
+    lines = [f"order {summary.order_id} ({summary.workflow_id}): {summary.status}"]
+    if summary.failure_reason:
+        lines.append(f"  reason: {summary.failure_reason}")
+    rows = {row.name: row for row in summary.saga}
+    ran = [r for r in summary.saga if r.kind == "step" and r.attempts]
+    ran += [rows[name] for name in summary.compensations if name in rows]
     for row in ran:
-        retries = f", {row['attempts']} attempts" if row["attempts"] > 1 else ""
+        retries = f", {row.attempts} attempts" if row.attempts > 1 else ""
         lines.append(
-            f"  {row['kind']:<12} {row['name']:<18} {row['status']:<12}"
-            f" {_duration(row['started_at'], row['finished_at']):>8}{retries}"
+            f"  {row.kind:<12} {row.name:<18} {row.status:<12}"
+            f" {_duration(row.started_at, row.finished_at):>8}{retries}"
         )
-    if summary.get("flow_run_id"):
-        lines.append(f"  flow run: {summary['flow_run_id']}")
+    if summary.flow_run_id:
+        lines.append(f"  flow run: {summary.flow_run_id}")
     return "\n".join(lines)

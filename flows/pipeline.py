@@ -21,7 +21,7 @@ from prefect.runtime import task_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from flows.outcome import (
     PREFECT_ERRORS,
     handed_over,
@@ -51,8 +51,8 @@ def fulfill_order_task(order_id: str, lease_owner: str) -> State:
     """One order, already leased to `lease_owner`, driven to its end (or, when a cancellation
     was requested, compensated) as one task run."""
     if settle_order(order_id, lease_owner, task_run_id=str(task_run.get_id())) is None:
-        return handed_over(order_result(order_id))
-    summary = order_result(order_id)
+        return handed_over(order_summary(order_id))
+    summary = order_summary(order_id)
     publish_artifact(summary)
     return prefect_state(summary)
 

@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.states import Crashed
 
 from flows.cli import non_negative_seconds, run_command, valid_order_id
-from flows.fulfill import fulfill_order, order_result
+from flows.fulfill import fulfill_order, order_summary
 from flows.outcome import HANDED_OVER, PREFECT_ERRORS, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
 from storage import saga_log
@@ -32,12 +32,12 @@ DEFAULT_STALE_AFTER = 60.0
 
 
 def _retry(order_id: str, owner: str) -> Outcome:
-    before = order_result(order_id)
-    if before["status"] != OrderStatus.NEEDS_ATTENTION:
+    before = order_summary(order_id)
+    if before.status != OrderStatus.NEEDS_ATTENTION:
         return Outcome(
             before,
             False,
-            f"order {order_id} is {before['status']}; only needs_attention is retried",
+            f"order {order_id} is {before.status}; only needs_attention is retried",
         )
     status = drive_order(
         order_id,
@@ -45,10 +45,10 @@ def _retry(order_id: str, owner: str) -> Outcome:
         statuses=frozenset({OrderStatus.NEEDS_ATTENTION}),
         before={"status": OrderStatus.COMPENSATING},
     )
-    summary = order_result(order_id)
+    summary = order_summary(order_id)
     if status is None:
         return Outcome(summary, False, f"order {order_id} is being retried elsewhere")
-    return Outcome(summary, True, f"order {order_id} retried: now {summary['status']}")
+    return Outcome(summary, True, f"order {order_id} retried: now {summary.status}")
 
 
 def mark_crashed(task_run_ids: list[str]) -> None:
@@ -80,7 +80,7 @@ def _sweep(stale_after: float) -> dict[str, Any]:
     tally: dict[str, list[str]] = {}
     for order_id in stale:
         state = fulfill_order(order_id, return_state=True)
-        outcome = "skipped" if state.name == HANDED_OVER else order_result(order_id)["status"]
+        outcome = "skipped" if state.name == HANDED_OVER else order_summary(order_id).status
         if outcome in ACTIVE_STATUSES:  # its run broke off (e.g. the database went away)
             get_run_logger().warning("order %s left %s: %s", order_id, outcome, state.message)
             outcome = "unfinished"
@@ -108,19 +108,19 @@ def request_retry(order_id: str) -> Outcome:
     """Reopen a `needs_attention` order's pending compensations for the intake to re-run."""
     with session_scope() as session:
         reopened = saga_log.reopen_compensations(session, order_id=order_id)
-    summary = order_result(order_id)
+    summary = order_summary(order_id)
     if reopened:
         return Outcome(summary, True, f"retry of order {order_id} requested")
-    if summary["status"] == OrderStatus.COMPENSATING:
+    if summary.status == OrderStatus.COMPENSATING:
         return Outcome(summary, False, f"order {order_id} is already compensating")
     return Outcome(
-        summary, False, f"order {order_id} is {summary['status']}; only needs_attention is retried"
+        summary, False, f"order {order_id} is {summary.status}; only needs_attention is retried"
     )
 
 
 def retry_order(order_id: str) -> Outcome:
     """Re-run the pending compensations of a `needs_attention` order in this process."""
-    order_result(order_id)  # raises OrderNotFound before a flow run is made
+    order_summary(order_id)  # raises OrderNotFound before a flow run is made
     return Outcome(**run_locally(reconcile, retry_order_id=order_id))
 
 
@@ -136,7 +136,7 @@ def sweep_or_retry(args: argparse.Namespace) -> int:
         outcome = retry_order(args.retry)
         result = {
             "retried": args.retry,
-            "status": outcome.summary["status"],
+            "status": outcome.summary.status,
             "changed": outcome.changed,
             "message": outcome.message,
         }

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with session_scope(readonly=True) as session:
         if args.command == "snapshot":
-            print(json.dumps(snapshot(session), indent=2))
+            print(json.dumps(snapshot(session).model_dump(mode="json"), indent=2))
             return 0
         problems = audit(session)
     for problem in problems:

@@ -20,7 +20,7 @@ from storage.models import (
     SagaStep,
     WarehouseRecord,
 )
-from storage.snapshot import iso, payment_dict
+from storage.views import PaymentView, ReservationView, WarehouseDetail
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def money(session: Session) -> dict[str, int]:
 def recent_payments(session: Session, *, limit: int) -> list[dict[str, Any]]:
     """The newest payments."""
     rows = session.exec(select(Payment).order_by(col(Payment.created_at).desc()).limit(limit)).all()
-    return [payment_dict(payment) for payment in rows]
+    return [PaymentView.model_validate(p).model_dump(mode="json") for p in rows]
 
 
 def attention_queue(session: Session, *, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -195,24 +195,11 @@ def order_records(session: Session, *, order_id: str) -> dict[str, list[dict[str
     ).all()
     return {
         "reservation": [
-            {
-                "product_id": r.product_id,
-                "quantity": r.quantity,
-                "status": r.status,
-                "created_at": iso(r.created_at),
-                "released_at": iso(r.released_at),
-            }
-            for r in reservations
+            ReservationView.model_validate(r).model_dump(mode="json") for r in reservations
         ],
-        "payment": [payment_dict(p) for p in payments],
+        "payment": [PaymentView.model_validate(p).model_dump(mode="json") for p in payments],
         "warehouse": [
-            {
-                "product_id": w.product_id,
-                "quantity": w.quantity,
-                "status": w.status,
-                "created_at": iso(w.created_at),
-                "reverted_at": iso(w.reverted_at),
-            }
+            WarehouseDetail.model_validate(w).model_dump(mode="json", exclude={"order_id"})
             for w in records
         ],
     }

@@ -20,7 +20,7 @@ def filled(database) -> dict[str, Any]:
     """ORDERS bulk orders; the whole snapshot as the CLI prints it."""
     fill_orders(ORDERS)
     with session_scope(readonly=True) as session:
-        return snapshot(session)
+        return snapshot(session).model_dump(mode="json")
 
 
 def walk(client, path: str, **params: int) -> list[Any]:

@@ -11,6 +11,7 @@ import pytest
 
 from storage.db import migrate_database
 from storage.settings import get_settings
+from storage.views import OrderSummary
 from tests.flows.helpers import place
 
 # (label, FAIL_AT, order arguments): one order per outcome the page must show
@@ -32,7 +33,7 @@ class Filled:
     """A database file and the summaries of the orders run into it, by label."""
 
     path: Path
-    orders: dict[str, dict[str, Any]]
+    orders: dict[str, OrderSummary]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from bench.factory import fill_orders
 from dashboard.style import money_text
-from flows.fulfill import order_result, record_order
+from flows.fulfill import order_summary, record_order
 from tests.dashboard.conftest import Filled
 from tests.dashboard.helpers import kpis, markdown, render, rerun, table
 from tests.flows.helpers import engine_state, place
@@ -85,7 +85,7 @@ def test_orders_table_is_newest_first_and_filters(filled: Filled):
     failed = table(rerun(page), "customer_id")
     assert set(failed["status"]) == {"failed"}
     assert len(failed) == sum(o["status"] == "failed" for o in filled.orders.values())
-    wanted = filled.orders["warehouse"]["order_id"]
+    wanted = filled.orders["warehouse"].order_id
     page.text_input(key="filter_search").input(wanted[-6:])
     assert list(table(rerun(page), "customer_id")["order_id"]) == [wanted]
     assert page.selectbox(key="picked_order").value == wanted
@@ -94,7 +94,7 @@ def test_orders_table_is_newest_first_and_filters(filled: Filled):
 def saga_of(label: str, filled: Filled) -> tuple[AppTest, list[tuple[str, int, str]]]:
     """The page with the order of `label` picked, and its attempts table."""
     page = render()
-    page.selectbox(key="picked_order").select(filled.orders[label]["order_id"])
+    page.selectbox(key="picked_order").select(filled.orders[label].order_id)
     rerun(page)
     rows = table(page, "attempt")
     return page, list(zip(rows["step"], rows["attempt"], rows["outcome"], strict=True))
@@ -111,7 +111,7 @@ def test_an_order_shows_its_steps_then_its_compensations_in_order(filled: Filled
         *[(name, 1, "compensated") for name in undo],
     ]
     assert [e.value for e in page.error][0].startswith("**update_warehouse**")
-    flow_run = filled.orders["warehouse"]["flow_run_id"]
+    flow_run = filled.orders["warehouse"].flow_run_id
     assert [link.proto.url for link in page.link_button][0].endswith(f"/runs/flow-run/{flow_run}")
 
 
@@ -152,14 +152,14 @@ def test_ten_thousand_orders_render(db):
 @pytest.mark.usefixtures("prefect_server", "db")
 def test_retry_settles_a_needs_attention_order_once_the_fault_is_gone(monkeypatch):
     monkeypatch.setenv("FAIL_AT", "warehouse,refund")
-    order_id = place()["order_id"]
-    assert order_result(order_id)["status"] == "needs_attention"
+    order_id = place().order_id
+    assert order_summary(order_id).status == "needs_attention"
     monkeypatch.delenv("FAIL_AT")
     page = render()
     assert kpis(page)["Needs attention"] == "1"
     page.button(key=f"retry-{order_id}").click()
     rerun(page)
-    assert order_result(order_id)["status"] == "failed"
+    assert order_summary(order_id).status == "failed"
     assert kpis(page)["Needs attention"] == "0"
     assert order_id in page.success[0].value  # the retry's own message
     assert_audit_clean()
@@ -167,13 +167,13 @@ def test_retry_settles_a_needs_attention_order_once_the_fault_is_gone(monkeypatc
 
 @pytest.mark.usefixtures("prefect_server", "db")
 def test_cancel_compensates_a_completed_order():
-    order_id = place()["order_id"]
+    order_id = place().order_id
     page = render()
     page.button(key=f"cancel-{order_id}").click()
     rerun(page)
-    summary = order_result(order_id)
-    assert summary["status"] == "cancelled"
-    assert summary["compensations"] == ["revert_warehouse", "refund_payment", "release_inventory"]
+    summary = order_summary(order_id)
+    assert summary.status == "cancelled"
+    assert summary.compensations == ["revert_warehouse", "refund_payment", "release_inventory"]
     assert kpis(page)["Cancelled"] == "1"
     assert_audit_clean()
 
@@ -190,9 +190,9 @@ def test_place_an_order_with_an_injected_fault(monkeypatch):
     for runner in threading.enumerate():  # the saga runs in a thread of the page's process
         if runner.name == f"order-{order_id}":
             runner.join(timeout=60)
-    summary = order_result(order_id)
-    assert (summary["status"], summary["failure_point"]) == ("failed", "process_payment")
-    assert summary["compensations"] == ["refund_payment", "release_inventory"]
+    summary = order_summary(order_id)
+    assert (summary.status, summary.failure_point) == ("failed", "process_payment")
+    assert summary.compensations == ["refund_payment", "release_inventory"]
     assert_audit_clean()
 
 

@@ -123,7 +123,7 @@ def test_retry_settles_a_needs_attention_order(service, monkeypatch):
         payment_method="tok_visa",
         lease_owner="test-retry",
     )
-    assert run_order(order_id, lease_owner="test-retry")["status"] == "needs_attention"
+    assert run_order(order_id, lease_owner="test-retry").status == "needs_attention"
     monkeypatch.delenv("FAIL_AT")
     response = httpx.post(f"{service}/orders/{order_id}/retry", timeout=60)
     assert response.status_code == 202, response.text

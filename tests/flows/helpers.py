@@ -6,9 +6,10 @@ import json
 import subprocess
 from typing import Any
 
-from flows.fulfill import order_result, record_order, run_order
+from flows.fulfill import order_summary, record_order, run_order
 from storage.db import session_scope
 from storage.snapshot import snapshot
+from storage.views import OrderSummary
 from tests.support import PYTHON, ROOT, child_env
 
 
@@ -18,7 +19,7 @@ def place(
     customer_id: str = "cust-42",
     payment_method: str = "tok_visa",
     order_id: str | None = None,
-) -> dict[str, Any]:
+) -> OrderSummary:
     """Record an order and run its saga in this process; return its summary."""
     order_id, _ = record_order(
         product_id=product_id,
@@ -31,12 +32,13 @@ def place(
 
 
 def engine_state() -> dict[str, Any]:
+    """The snapshot as `python -m storage snapshot` prints it."""
     with session_scope() as session:
-        return snapshot(session)
+        return snapshot(session).model_dump(mode="json")
 
 
-def attempts_of(summary: dict[str, Any], step: str) -> list[tuple[str, int]]:
-    return [(e["status"], e["attempt"]) for e in summary["events"] if e["step"] == step]
+def attempts_of(summary: OrderSummary, step: str) -> list[tuple[str, int]]:
+    return [(e.status, e.attempt) for e in summary.events or [] if e.step == step]
 
 
 def flow_run_state_name(flow_run_id: str) -> str:
@@ -92,15 +94,15 @@ def race(api_url: str, racers: int, *, product_id: str, quantity: int) -> list[d
 
 
 def order_status(order_id: str) -> str:
-    return order_result(order_id)["status"]
+    return order_summary(order_id).status
 
 
-def completions_per_step(summary: dict[str, Any]) -> dict[str, int]:
+def completions_per_step(summary: OrderSummary) -> dict[str, int]:
     """How many attempts of each step and compensation reported success."""
     counts: dict[str, int] = {}
-    for event in summary["events"]:
-        if event["status"] in {"completed", "compensated"}:
-            counts[event["step"]] = counts.get(event["step"], 0) + 1
+    for event in summary.events or []:
+        if event.status in {"completed", "compensated"}:
+            counts[event.step] = counts.get(event.step, 0) + 1
     return counts
 
 
@@ -185,4 +187,4 @@ STEP_NAMES = ["check_inventory", "reserve_inventory", "process_payment", "update
 
 def ran_once(order_id: str) -> bool:
     """Every step of the order reported success exactly once (a retry's failures aside)."""
-    return completions_per_step(order_result(order_id)) == dict.fromkeys(STEP_NAMES, 1)
+    return completions_per_step(order_summary(order_id)) == dict.fromkeys(STEP_NAMES, 1)

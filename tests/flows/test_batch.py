@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flows.batch import derived_order_id
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from tests.flows.helpers import engine_state, orders_by_id, ran_once
 from tests.support import assert_audit_clean, child_env, run_module
 
@@ -110,7 +110,7 @@ def test_csv_with_a_header(prefect_server, tmp_path):
     assert summary["statuses"] == {"completed": 3}
     derived = derived_order_id(7, ",SKU-002,1,cust-6,tok_visa\n")
     assert_only_orders({"csv-1", "csv-4", derived})
-    assert order_result("csv-4")["quantity"] == 3
+    assert order_summary("csv-4").quantity == 3
     assert_audit_clean()
 
 
@@ -144,12 +144,12 @@ def test_fail_at_compensates_exactly_the_matching_orders(prefect_server, tmp_pat
     assert summary["statuses"] == {"completed": 4, "failed": 3}
     assert sorted(o["order_id"] for o in summary["unfinished"]) == failing
     for oid in failing:
-        result = order_result(oid)
-        assert result["status"] == "failed", result
-        assert result["compensations"] == ALL_COMPENSATIONS
+        result = order_summary(oid)
+        assert result.status == "failed", result
+        assert result.compensations == ALL_COMPENSATIONS
     for oid in passing:
-        result = order_result(oid)
-        assert (result["status"], result["compensations"]) == ("completed", [])
+        result = order_summary(oid)
+        assert (result.status, result.compensations) == ("completed", [])
     assert_audit_clean()
 
 
@@ -161,7 +161,7 @@ def test_an_order_id_repeated_in_the_file_is_run_once(prefect_server, tmp_path):
     assert summary["statuses"] == {"completed": 2}, summary
     assert code in (0, 1), err[-2000:]  # 1 if the repeat is reported as a bad line
     for oid in ("rep-1", "rep-2"):
-        assert ran_once(oid), order_result(oid)["events"]
+        assert ran_once(oid), order_summary(oid).events
     assert_audit_clean()
 
 

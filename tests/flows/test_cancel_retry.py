@@ -10,7 +10,7 @@ import pytest
 from flows.cancel import cancel
 from flows.reconcile import retry_order
 from storage.errors import OrderNotFound
-from tests.flows.helpers import engine_state, order_result, place, spawn_order
+from tests.flows.helpers import engine_state, order_summary, place, spawn_order
 from tests.support import assert_audit_clean, child_env, run_module
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -18,13 +18,13 @@ pytestmark = pytest.mark.usefixtures("db")
 
 def test_cancel_completed_order_compensates_everything(prefect_server):
     done = place(order_id="done-1")
-    assert done["status"] == "completed"
+    assert done.status == "completed"
     outcome = cancel("done-1")
     assert outcome.changed
     result = outcome.summary
-    assert result["status"] == "cancelled"
-    assert result["failure_reason"] == "cancelled by request"
-    assert result["compensations"] == ["revert_warehouse", "refund_payment", "release_inventory"]
+    assert result.status == "cancelled"
+    assert result.failure_reason == "cancelled by request"
+    assert result.compensations == ["revert_warehouse", "refund_payment", "release_inventory"]
     state = engine_state()
     assert [p["status"] for p in state["payments"]] == ["refunded"]
     assert [w["status"] for w in state["warehouse"]] == ["reverted"]
@@ -35,7 +35,7 @@ def wait_for_failed_attempt(order_id: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if any(e["status"] == "failed" for e in order_result(order_id)["events"]):
+            if any(e.status == "failed" for e in order_summary(order_id).events):
                 return
         except OrderNotFound:
             pass
@@ -58,9 +58,9 @@ def test_cancel_in_flight_order_stops_at_next_boundary(prefect_server, point, co
     outcome = cancel(order_id)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err[-2000:]
-    result = order_result(order_id)
-    assert outcome.summary["status"] == result["status"] == "cancelled"
-    assert result["compensations"] == compensations
+    result = order_summary(order_id)
+    assert outcome.summary.status == result.status == "cancelled"
+    assert result.compensations == compensations
     assert json.loads(out)["status"] == "cancelled"
     assert_audit_clean()
 
@@ -71,10 +71,10 @@ def test_cancel_takes_over_from_a_killed_driver(prefect_server):
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -9
-    assert order_result("dead-1")["status"] == "running"  # its lease is still live here
+    assert order_summary("dead-1").status == "running"  # its lease is still live here
     outcome = cancel("dead-1")
-    assert outcome.summary["status"] == "cancelled"
-    assert outcome.summary["compensations"] == ["refund_payment", "release_inventory"]
+    assert outcome.summary.status == "cancelled"
+    assert outcome.summary.compensations == ["refund_payment", "release_inventory"]
     assert [p["status"] for p in engine_state()["payments"]] == ["refunded"]
     assert_audit_clean()
 
@@ -86,9 +86,9 @@ def test_cancel_settled_order_is_a_noop(prefect_server, monkeypatch):
     outcome = cancel("gone-1")
     assert not outcome.changed
     assert outcome.message == "order gone-1 is already failed"
-    assert outcome.summary["status"] == "failed"
+    assert outcome.summary.status == "failed"
     assert engine_state() == before
-    assert failed["events"] == outcome.summary["events"]
+    assert failed.events == outcome.summary.events
     assert_audit_clean()
 
 
@@ -107,19 +107,19 @@ def test_cancel_cli(prefect_server):
 def test_needs_attention_then_retry_after_fault_is_gone(prefect_server, monkeypatch):
     monkeypatch.setenv("FAIL_AT", "warehouse,release")
     stuck = place(order_id="stuck-1")
-    assert stuck["status"] == "needs_attention"
-    assert "release_inventory" in stuck["failure_reason"]
+    assert stuck.status == "needs_attention"
+    assert "release_inventory" in stuck.failure_reason
     snapshot_order = next(o for o in engine_state()["orders"] if o["order_id"] == "stuck-1")
     assert snapshot_order["status"] == "needs_attention"
 
     still = retry_order("stuck-1")  # the fault is still there: stays needs_attention
-    assert still.summary["status"] == "needs_attention"
+    assert still.summary.status == "needs_attention"
 
     monkeypatch.delenv("FAIL_AT")
     outcome = retry_order("stuck-1")
     assert outcome.changed
-    assert outcome.summary["status"] == "failed"
-    saga = {row["name"]: row["status"] for row in outcome.summary["saga"]}
+    assert outcome.summary.status == "failed"
+    saga = {row.name: row.status for row in outcome.summary.saga}
     assert saga["release_inventory"] == "compensated"
     again = retry_order("stuck-1")
     assert not again.changed and "only needs_attention is retried" in again.message

@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from deployments.stack import Child, stop
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from storage import saga_log
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, utcnow
@@ -136,11 +136,11 @@ def test_intake_killed_mid_burst_then_swept(prefect_server, tmp_path):
     assert sorted(report["orders"]["completed"]) == sorted(orphans), report
 
     for oid in order_ids:
-        summary = order_result(oid)
-        assert summary["status"] == "completed", summary
-        assert summary["steps_completed"] == STEP_NAMES
-        assert summary["compensations"] == []
-        assert ran_once(oid), summary["events"]
+        summary = order_summary(oid)
+        assert summary.status == "completed", summary
+        assert summary.steps_completed == STEP_NAMES
+        assert summary.compensations == []
+        assert ran_once(oid), summary.events
     payments = [p["order_id"] for p in engine_state()["payments"]]
     assert sorted(payments) == sorted(order_ids)  # one charge per order, nobody twice
     assert_side_effects_once(set(order_ids))
@@ -195,15 +195,15 @@ def test_two_intakes_share_one_database(prefect_server, tmp_path):
     assert completed >= set(plenty)
     assert len(completed & set(scarce)) == 10
     for oid in set(scarce) - completed:
-        summary = order_result(oid)
-        assert summary["status"] == "failed", summary
-        assert summary["compensations"] == []  # refused before any side effect
+        summary = order_summary(oid)
+        assert summary.status == "failed", summary
+        assert summary.compensations == []  # refused before any side effect
     gadget = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
     assert (gadget["available"], gadget["reserved"]) == (0, 10)
     assert_side_effects_once(completed)
     assert_audit_clean()
 
-    pids = {intake_pid_of(order_result(oid)["task_run_id"]) for oid in order_ids}
+    pids = {intake_pid_of(order_summary(oid).task_run_id) for oid in order_ids}
     assert pids == {child.process.pid for child in intakes}
 
 

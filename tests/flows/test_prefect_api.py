@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.fulfill import order_result
+from flows.fulfill import order_summary
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env, run_module
 
 ORDER = ["--product", "SKU-001", "--quantity", "1", "--customer", "c", "--payment-method", "t"]
@@ -51,7 +51,7 @@ def test_a_killed_run_leaves_no_temporary_server_behind(tmp_path):
     while processes_with_home(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with_home(home) == []
-    assert order_result("killed")["status"] == "running"  # for the sweep, as after any crash
+    assert order_summary("killed").status == "running"  # for the sweep, as after any crash
 
 
 @pytest.mark.usefixtures("db")
@@ -86,4 +86,4 @@ def test_no_server_at_all_is_one_line_and_the_order_waits(tmp_path):
         "order waits is recorded and waits for an intake or the sweep "
         "(or run it again with --order-id waits)"
     )
-    assert order_result("waits")["status"] == "pending"
+    assert order_summary("waits").status == "pending"

@@ -14,11 +14,12 @@ from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage.models import utcnow
+from storage.views import SagaEventView
 from tests.flows.helpers import (
     completions_per_step,
     engine_state,
-    order_result,
     order_status,
+    order_summary,
     spawn_order,
 )
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
@@ -66,14 +67,14 @@ def test_crash_at_every_boundary_then_sweep(prefect_server):
     assert summary["swept"] == len(cases)
 
     for oid in cases:
-        result = order_result(oid)
+        result = order_summary(oid)
         if oid.split("-")[1] in STEP_POINTS:  # resumed forward, nothing redone twice
-            assert result["status"] == "completed", result
-            assert result["compensations"] == []
+            assert result.status == "completed", result
+            assert result.compensations == []
         else:  # compensation was under way: finished, in reverse order
-            assert result["status"] == "failed", result
-            assert result["compensations"] == ALL_COMPENSATIONS
-        assert all(n == 1 for n in completions_per_step(result).values()), result["events"]
+            assert result.status == "failed", result
+            assert result.compensations == ALL_COMPENSATIONS
+        assert all(n == 1 for n in completions_per_step(result).values()), result.events
     assert_nothing_doubled()
     assert_audit_clean()
 
@@ -84,12 +85,12 @@ def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     outputs = [(proc.communicate(timeout=120), proc.returncode) for proc in procs]
     codes = sorted(code for _, code in outputs)
     assert codes in ([0, 0], [0, 4]), outputs
-    final = order_result("dup-1")
-    assert final["status"] == "completed"
+    final = order_summary("dup-1")
+    assert final.status == "completed"
     again = spawn_order(prefect_server, "dup-1")
     out, _ = again.communicate(timeout=120)
     assert again.returncode == 0
-    assert json.loads(out)["events"] == final["events"]
+    assert json.loads(out)["events"] == final.model_dump(mode="json")["events"]
     state = engine_state()
     assert len(state["payments"]) == 1
     assert len(state["warehouse"]) == 1
@@ -125,8 +126,8 @@ def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
         finished += [oid for status, ids in tally.items() if status != "skipped" for oid in ids]
     assert sorted(finished) == sorted(cases)  # each order finished by exactly one sweep
     for oid in cases:
-        result = order_result(oid)
-        assert result["status"] == ("completed" if "c" not in oid.split("-")[1] else "failed")
+        result = order_summary(oid)
+        assert result.status == ("completed" if "c" not in oid.split("-")[1] else "failed")
         assert all(n == 1 for n in completions_per_step(result).values())
     assert_nothing_doubled()
     assert_audit_clean()
@@ -137,7 +138,7 @@ def test_sweep_leaves_live_orders_alone(prefect_server):
     proc = spawn_order(prefect_server, "slow-1", FAIL_AT="payment:1", FLOWFORGE_RETRY_DELAYS="4")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if any(e["status"] == "failed" for e in order_result_or_empty("slow-1")):
+        if any(e.status == "failed" for e in order_summary_or_empty("slow-1")):
             break
         time.sleep(0.1)
     summary = run_locally(reconcile, stale_after=0)
@@ -148,9 +149,9 @@ def test_sweep_leaves_live_orders_alone(prefect_server):
     assert_audit_clean()
 
 
-def order_result_or_empty(order_id: str) -> list[dict]:
+def order_summary_or_empty(order_id: str) -> list[SagaEventView]:
     try:
-        return order_result(order_id)["events"]
+        return order_summary(order_id).events or []
     except LookupError:
         return []
 

@@ -33,11 +33,11 @@ def test_operations_are_idempotent_on_postgres():
 
 @pytest.mark.usefixtures("prefect_server")
 def test_saga_on_postgres(monkeypatch):
-    assert place()["status"] == "completed"
+    assert place().status == "completed"
     monkeypatch.setenv("FAIL_AT", "warehouse")
     failed = place()
-    assert failed["status"] == "failed"
-    assert failed["compensations"] == ["revert_warehouse", "refund_payment", "release_inventory"]
+    assert failed.status == "failed"
+    assert failed.compensations == ["revert_warehouse", "refund_payment", "release_inventory"]
     assert_audit_clean()
 
 

@@ -21,6 +21,6 @@ def test_the_cli_snapshot_prints_every_order_oldest_first(database):
         f"bulk-{n:06d}" for n in range(ORDERS)
     ]
     with session_scope(readonly=True) as session:
-        assert everything == snapshot(session)
+        assert everything == snapshot(session).model_dump(mode="json")
     assert len(everything["payments"]) > 100
     assert len(everything["warehouse"]) > 100

@@ -1,0 +1,136 @@
+"""The read models: an order's summary and the engine's records as the CLIs' `--json`, the API
+and the dashboard report them. Each is validated from its table row (`from_attributes`) and
+written out with `model_dump(mode="json")`; times are ISO strings, as `datetime.isoformat()`
+writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def iso(value: Any) -> Any:
+    """A row's time as the views carry it: `datetime.isoformat()` (anything else passes)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+IsoTime = Annotated[str, BeforeValidator(iso)]
+
+
+class View(BaseModel):
+    """A read model, validated from a row's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SagaEventView(View):
+    """One attempt transition: the timeline."""
+
+    step: str
+    status: str  # EventStatus
+    attempt: int
+    message: str
+    timestamp: IsoTime
+
+
+class SagaStepView(View):
+    """One step or compensation of the saga log."""
+
+    name: str
+    kind: str  # step | compensation
+    status: str  # StepStatus or CompensationStatus
+    attempts: int
+    error: str | None
+    started_at: IsoTime | None
+    finished_at: IsoTime | None
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class OrderSummary(View):
+    """An order as the CLI's `--json` and the API report it. `events` is left out of the JSON
+    when it was not read (listings and the snapshot)."""
+
+    order_id: str
+    workflow_id: str
+    status: str  # OrderStatus
+    product_id: str
+    quantity: int
+    customer_id: str
+    amount: int
+    current_step: str | None
+    steps_completed: list[str]
+    compensations: list[str]  # in the order they ran
+    compensation_triggered: bool
+    failure_reason: str | None
+    failure_point: str | None
+    cancel_requested: bool
+    flow_run_id: str | None
+    task_run_id: str | None
+    created_at: IsoTime
+    finished_at: IsoTime | None
+    saga: list[SagaStepView]
+    events: list[SagaEventView] | None = Field(default=None, exclude_if=_absent)
+
+
+class InventoryView(View):
+    """A product's stock."""
+
+    product_id: str
+    name: str
+    unit_price: int = Field(description="cents per unit")
+    available: int
+    reserved: int
+    total_received: int
+
+
+class PaymentView(View):
+    """A charge of the mock payment provider."""
+
+    charge_id: str
+    order_id: str
+    amount: int
+    payment_method: str
+    idempotency_key: str
+    status: str  # ChargeStatus
+    created_at: IsoTime
+    refunded_at: IsoTime | None
+
+
+class WarehouseView(View):
+    """An order's warehouse record."""
+
+    order_id: str
+    product_id: str
+    quantity: int
+    status: str  # WarehouseStatus
+    created_at: IsoTime
+
+
+class WarehouseDetail(WarehouseView):
+    """A warehouse record with when it was reverted (the dashboard's order records)."""
+
+    reverted_at: IsoTime | None
+
+
+class ReservationView(View):
+    """An order's stock reservation (the dashboard's order records)."""
+
+    product_id: str
+    quantity: int
+    status: str  # ReservationStatus
+    created_at: IsoTime
+    released_at: IsoTime | None
+
+
+class EngineSnapshot(BaseModel):
+    """Orders (without their events), inventory, payments and warehouse records."""
+
+    orders: list[OrderSummary]
+    inventory: list[InventoryView]
+    payments: list[PaymentView]
+    warehouse: list[WarehouseView]
