@@ -89,7 +89,8 @@ class InventoryView(View):
 
 
 class PaymentView(View):
-    """A charge of the mock payment provider."""
+    """A charge: a row of the embedded provider, or a charge at the HTTP payment provider
+    (`charge_id` is then the provider's id, `status` its state as last learnt)."""
 
     charge_id: str
     order_id: str
@@ -97,6 +98,7 @@ class PaymentView(View):
     payment_method: str
     idempotency_key: str
     status: str  # ChargeStatus
+    provider: str  # PaymentProvider
     created_at: IsoTime
     refunded_at: IsoTime | None
 

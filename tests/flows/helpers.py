@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from flows.fulfill import order_summary, record_order, run_order
 from storage.db import session_scope
 from storage.snapshot import snapshot
 from storage.views import OrderSummary
-from tests.support import PYTHON, ROOT, child_env
+from tests.support import PYTHON, ROOT, child_env, run_module
 
 
 def place(
@@ -188,3 +189,31 @@ STEP_NAMES = ["check_inventory", "reserve_inventory", "process_payment", "update
 def ran_once(order_id: str) -> bool:
     """Every step of the order reported success exactly once (a retry's failures aside)."""
     return completions_per_step(order_summary(order_id)) == dict.fromkeys(STEP_NAMES, 1)
+
+
+def order_line(order_id: str | None = None, **changes: Any) -> str:
+    """One JSONL line: an order of one SKU-003 unit, with `changes` (None drops a field)."""
+    fields = {
+        "order_id": order_id,
+        "product_id": "SKU-003",
+        "quantity": 1,
+        "customer_id": f"cust-{order_id}",
+        "payment_method": "tok_visa",
+    } | changes
+    return json.dumps({key: value for key, value in fields.items() if value is not None})
+
+
+def run_batch(
+    api_url: str, path: Path, *args: str, **env: str
+) -> tuple[int, dict[str, Any] | None, str]:
+    """`python -m flows.batch PATH --json` in a child: exit code, JSON summary, stderr."""
+    result = run_module(
+        "flows.batch", str(path), "--json", *args, env=child_env(api_url, **env), timeout=180
+    )
+    lines = result.stdout.strip().splitlines()
+    return result.returncode, json.loads(lines[-1]) if lines else None, result.stderr
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path

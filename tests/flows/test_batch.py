@@ -3,46 +3,14 @@ CSV, a file run twice charges nobody twice, FAIL_AT compensates exactly the fail
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from flows.batch import derived_order_id
 from flows.fulfill import order_summary
-from tests.flows.helpers import engine_state, orders_by_id, ran_once
-from tests.support import assert_audit_clean, child_env, run_module
+from tests.flows.helpers import engine_state, order_line, orders_by_id, ran_once, run_batch, write
+from tests.support import assert_audit_clean, run_module
 
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
-
-
-def order_line(order_id: str | None = None, **changes: Any) -> str:
-    """One JSONL line: an order of one SKU-003 unit, with `changes` (None drops a field)."""
-    fields = {
-        "order_id": order_id,
-        "product_id": "SKU-003",
-        "quantity": 1,
-        "customer_id": f"cust-{order_id}",
-        "payment_method": "tok_visa",
-    } | changes
-    return json.dumps({key: value for key, value in fields.items() if value is not None})
-
-
-def run_batch(
-    api_url: str, path: Path, *args: str, **env: str
-) -> tuple[int, dict[str, Any] | None, str]:
-    """`python -m flows.batch PATH --json` in a child: exit code, JSON summary, stderr."""
-    result = run_module(
-        "flows.batch", str(path), "--json", *args, env=child_env(api_url, **env), timeout=180
-    )
-    lines = result.stdout.strip().splitlines()
-    return result.returncode, json.loads(lines[-1]) if lines else None, result.stderr
-
-
-def write(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
 
 
 def assert_only_orders(expected: set[str]) -> None:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from flows.prefect_api import free_port
 from provider.client import (
     AlreadyRefunded,
     Declined,
@@ -14,7 +15,7 @@ from provider.client import (
     Rejected,
     Unreachable,
 )
-from tests.provider.conftest import API_KEY, free_port
+from tests.provider.helpers import API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

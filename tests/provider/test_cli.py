@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.provider.conftest import REPO, child_env, running_provider
+from tests.provider.helpers import running_provider
+from tests.support import ROOT, child_env
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ from tests.provider.conftest import REPO, child_env, running_provider
 def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3"), *args],
-        cwd=REPO,
+        cwd=ROOT,
         env=child_env(),
         capture_output=True,
         text=True,
@@ -39,7 +40,7 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> 
 def test_bad_faults_in_the_environment_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3")],
-        cwd=REPO,
+        cwd=ROOT,
         env=child_env(PROVIDER_FAULTS='{"latency_ms": -1}'),
         capture_output=True,
         text=True,
@@ -72,7 +73,7 @@ def test_the_package_is_a_leaf() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

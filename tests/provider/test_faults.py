@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from provider.client import Charge, InDoubt, ProviderClient
-from tests.provider.conftest import API_KEY, Running, running_provider
+from tests.provider.helpers import API_KEY, Running, running_provider
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

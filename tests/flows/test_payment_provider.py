@@ -1,0 +1,343 @@
+"""The payment step against the real payment provider over HTTP (`python -m provider`): the same
+outcomes as the embedded provider, and the books kept straight when the network lies — a
+dropped answer, an answer too slow, a provider down for a while or for good, a crash either
+side of the charge. Every test ends with the audit clean, which includes the reconciliation
+with the provider."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from flows.fulfill import order_summary
+from flows.outcome import run_locally
+from flows.prefect_api import free_port
+from flows.reconcile import reconcile
+from provider.client import ProviderClient
+from storage.audit import audit
+from storage.db import session_scope
+from storage.models import ChargeRequest, SagaEvent
+from storage.settings import get_settings
+from tests.flows.helpers import (
+    attempts_of,
+    engine_state,
+    order_line,
+    place,
+    run_batch,
+    spawn_order,
+    write,
+)
+from tests.provider.helpers import API_KEY, Running, running_provider
+from tests.support import assert_audit_clean
+
+ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
+
+
+@pytest.fixture
+def provider(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    """A provider of this test's own (its books start empty), used by this process and its
+    children through FLOWFORGE_PAYMENT_URL."""
+    with running_provider(tmp_path / "provider.sqlite3") as running:
+        use_provider(monkeypatch, running.url)
+        yield running
+    get_settings.cache_clear()
+
+
+def use_provider(monkeypatch: pytest.MonkeyPatch, url: str, read_timeout: float = 5.0) -> None:
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_URL", url)
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_API_KEY", API_KEY)
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_READ_TIMEOUT", str(read_timeout))
+    get_settings.cache_clear()
+
+
+def client_of(running: Running) -> ProviderClient:
+    return ProviderClient(running.url, API_KEY)
+
+
+def charges_at(running: Running, order_id: str) -> list[tuple[str, int]]:
+    """The provider's charges of one order as (status, amount)."""
+    with client_of(running) as client:
+        return [(c.status, c.amount) for c in client.charges(order_id=order_id)]
+
+
+def set_faults(running: Running, *rules: dict, **config: object) -> None:
+    with client_of(running) as client:
+        client.set_faults({"rules": list(rules), **config})
+
+
+def charge_request(order_id: str) -> ChargeRequest | None:
+    with session_scope() as session:
+        return session.get(ChargeRequest, f"{order_id}:payment")
+
+
+def outcome(summary) -> tuple:
+    """What must not depend on the provider: status, steps, compensations, every attempt."""
+    return (
+        summary.status,
+        summary.steps_completed,
+        summary.compensations,
+        [(e.step, e.status, e.attempt) for e in summary.events],
+    )
+
+
+@pytest.mark.parametrize(
+    "fail_at",
+    ["", "inventory", "payment", "payment:1", "warehouse", "warehouse:2", "warehouse,refund:1"],
+)
+def test_same_outcomes_as_the_embedded_provider(
+    fail_at, provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FAIL_AT", fail_at)
+    over_http = place(order_id="http")
+    monkeypatch.delenv("FLOWFORGE_PAYMENT_URL")
+    get_settings.cache_clear()
+    embedded = place(order_id="embedded")
+
+    assert outcome(over_http) == outcome(embedded)
+    payments = {p["order_id"]: p for p in engine_state()["payments"]}
+    at_provider = charges_at(provider, "http")
+    if "embedded" in payments:
+        assert payments["embedded"]["provider"] == "embedded"
+        assert payments["http"]["provider"] == "http"
+        assert payments["http"]["status"] == payments["embedded"]["status"]
+        state = {"charged": "succeeded", "refunded": "refunded"}[payments["http"]["status"]]
+        assert at_provider == [(state, 2000)]
+    else:
+        assert at_provider == [] and "http" not in payments
+    use_provider(monkeypatch, provider.url)
+    assert_audit_clean()
+
+
+def test_a_decline_is_refused_once_and_nothing_is_charged(provider, prefect_server):
+    summary = place(order_id="declined", payment_method="tok_declined_insufficient_funds")
+    assert summary.status == "failed"
+    assert "card declined" in summary.failure_reason
+    assert attempts_of(summary, "process_payment") == [("started", 1), ("failed", 1)]
+    assert summary.compensations == ["release_inventory"]
+    assert charges_at(provider, "declined") == []
+    assert charge_request("declined").status == "declined"
+    assert_audit_clean()
+
+
+def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, prefect_server):
+    set_faults(provider, {"kind": "drop", "on": "charges", "times": 1})
+    summary = place(order_id="dropped")
+
+    assert summary.status == "completed"
+    assert attempts_of(summary, "process_payment") == [
+        ("started", 1),
+        ("failed", 1),
+        ("started", 2),
+        ("completed", 2),
+    ]
+    [failed] = [e for e in summary.events if e.status == "failed"]
+    assert failed.message.startswith("InDoubt: POST /v1/charges: outcome unknown"), failed.message
+    assert charges_at(provider, "dropped") == [("succeeded", 2000)]
+    [payment] = engine_state()["payments"]
+    with client_of(provider) as client:
+        assert payment["charge_id"] == client.find_charge("dropped:payment").id
+    assert charge_request("dropped").status == "charged"
+    assert_audit_clean()
+
+
+def test_a_dropped_answer_then_a_warehouse_failure_refunds_that_one_charge(
+    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    set_faults(provider, {"kind": "drop", "on": "charges", "times": 1})
+    monkeypatch.setenv("FAIL_AT", "warehouse")
+    summary = place(order_id="dropped-then-failed")
+
+    assert summary.status == "failed"
+    assert summary.compensations == ALL_COMPENSATIONS
+    assert charges_at(provider, "dropped-then-failed") == [("refunded", 2000)]
+    assert [p["status"] for p in engine_state()["payments"]] == ["refunded"]
+    assert_audit_clean()
+
+
+def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
+    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    """FlowForge never hears of the charge: every attempt times out after the provider charged.
+    The step fails, and the refund finds the charge at the provider by its key."""
+    use_provider(monkeypatch, provider.url, read_timeout=0.3)
+    set_faults(provider, {"kind": "slow", "on": "charges"}, slow_seconds=1.0)
+    summary = place(order_id="never-heard")
+
+    assert summary.status == "failed"
+    assert summary.failure_point == "process_payment"
+    assert "InDoubt" in summary.failure_reason
+    assert summary.compensations == ["refund_payment", "release_inventory"]
+    assert charges_at(provider, "never-heard") == [("refunded", 2000)]
+    [payment] = engine_state()["payments"]
+    assert (payment["provider"], payment["status"]) == ("http", "refunded")
+    assert charge_request("never-heard").status == "in_doubt"
+    assert_audit_clean()
+
+
+def test_a_provider_down_for_two_attempts_then_up_charges_once(
+    db, prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    port = free_port()
+    use_provider(monkeypatch, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("FLOWFORGE_STEP_RETRIES", "20")
+    monkeypatch.setenv("FLOWFORGE_RETRY_DELAYS", "0.25")
+    get_settings.cache_clear()
+    results = []
+    order = threading.Thread(target=lambda: results.append(place(order_id="waits")))
+    order.start()
+    wait_for(lambda: failed_attempts("waits", "process_payment") >= 2)
+    with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
+        order.join(timeout=60)
+        [summary] = results
+        assert summary.status == "completed"
+        failures = [e.message for e in summary.events if e.status == "failed"]
+        assert len(failures) >= 2 and all("Unreachable" in m for m in failures), failures
+        assert charges_at(running, "waits") == [("succeeded", 2000)]
+        assert charge_request("waits").status == "charged"
+        assert_audit_clean()
+
+
+def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refunded(
+    db, prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    port = free_port()
+    use_provider(monkeypatch, f"http://127.0.0.1:{port}")
+    summary = place(order_id="never-up")
+
+    assert summary.status == "failed"
+    assert summary.failure_point == "process_payment"
+    assert summary.compensations == ["refund_payment", "release_inventory"]
+    assert engine_state()["payments"] == []
+    assert charge_request("never-up").status == "unreachable"
+    with session_scope() as session:
+        assert audit(session)[0].startswith("cannot reconcile with the payment provider")
+    with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
+        assert charges_at(running, "never-up") == []
+        assert_audit_clean()
+
+
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_a_crash_either_side_of_the_charge_then_the_sweep_charges_once(
+    moment, provider, prefect_server
+):
+    child = spawn_order(
+        prefect_server, "crashed", CRASH_AT=f"payment:{moment}", FLOWFORGE_LEASE_SECONDS="1"
+    )
+    child.communicate(timeout=180)
+    assert child.returncode == -9
+    time.sleep(1.2)
+    charged_before_sweep = charges_at(provider, "crashed")
+    assert charged_before_sweep == ([] if moment == "before" else [("succeeded", 2000)])
+
+    assert run_locally(reconcile, stale_after=0)["swept"] == 1
+    summary = order_summary("crashed")
+    assert summary.status == "completed"
+    assert charges_at(provider, "crashed") == [("succeeded", 2000)]
+    assert_audit_clean()
+
+
+def test_the_reconciliation_reports_what_happened_behind_flowforges_back(provider, prefect_server):
+    place(order_id="charged-twice")
+    place(order_id="refunded-there")
+    assert_audit_clean()
+    with client_of(provider) as client:
+        extra = client.charge(
+            idempotency_key="by-hand",
+            amount=500,
+            payment_method="tok_visa",
+            order_id="charged-twice",
+        )
+        ours = client.find_charge("refunded-there:payment")
+        client.refund(charge_id=ours.id, idempotency_key="by-hand-refund")
+        stranger = client.charge(
+            idempotency_key="stranger", amount=700, payment_method="tok_visa", order_id="nobody"
+        )
+    with session_scope() as session:
+        problems = audit(session)
+    assert sorted(problems) == sorted(
+        [
+            f"provider charge {extra.id} (succeeded, 500) for order charged-twice (completed) is "
+            "not in FlowForge's books",
+            f"provider charge {ours.id} (refunded, 2000) for order refunded-there is charged in "
+            "FlowForge's books",
+            f"provider charge {stranger.id} (succeeded, 700) for order nobody that FlowForge does "
+            "not have",
+            "order charged-twice is charged 2 times at the provider: "
+            f"{client_of(provider).find_charge('charged-twice:payment').id}, {extra.id}",
+        ]
+    )
+
+
+def failed_attempts(order_id: str, step: str) -> int:
+    with session_scope() as session:
+        return len(
+            session.exec(
+                select(SagaEvent).where(
+                    SagaEvent.order_id == order_id,
+                    SagaEvent.step == step,
+                    SagaEvent.status == "failed",
+                )
+            ).all()
+        )
+
+
+def wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
+    provider, prefect_server, tmp_path: Path
+):
+    """Each charge and refund request has a 1 in 10 chance of each fault; 6 of the orders fail
+    at the warehouse. Every order ends, and the provider and FlowForge agree."""
+    failing = {f"burst-{i}-fail" for i in range(6)}
+    orders = sorted(failing | {f"burst-{i}-ok" for i in range(24)})
+    set_faults(
+        provider,
+        *(
+            {"kind": kind, "on": on, "probability": 0.1}
+            for kind in ("error", "drop", "slow")
+            for on in ("charges", "refunds")
+        ),
+        slow_seconds=1.0,
+        seed=7,
+    )
+    path = write(tmp_path / "burst.jsonl", [order_line(oid) for oid in orders])
+    code, summary, err = run_batch(
+        prefect_server,
+        path,
+        "--concurrency",
+        "8",
+        FAIL_AT="warehouse@*-fail",
+        FLOWFORGE_PAYMENT_READ_TIMEOUT="0.5",
+        FLOWFORGE_STEP_RETRIES="5",
+        FLOWFORGE_COMPENSATION_RETRIES="5",
+        FLOWFORGE_RETRY_DELAYS="0.1",
+    )
+    assert summary is not None, err[-2000:]
+    statuses = {oid: order_summary(oid) for oid in orders}
+    for oid, result in statuses.items():
+        if oid in failing:
+            assert (result.status, result.compensations) == ("failed", ALL_COMPENSATIONS)
+        elif result.status != "completed":  # every payment attempt lost to faults: 1 in 3^6
+            assert (result.status, result.failure_point) == ("failed", "process_payment")
+    completed = [oid for oid, result in statuses.items() if result.status == "completed"]
+    assert len(completed) >= 22
+    for oid in completed:
+        assert charges_at(provider, oid) == [("succeeded", 1000)]
+    in_doubt = [
+        e.step
+        for result in statuses.values()
+        for e in result.events
+        if e.status == "failed" and e.message.startswith("InDoubt")
+    ]
+    assert {"process_payment", "refund_payment"} <= set(in_doubt)  # the faults did strike
+    assert_audit_clean()

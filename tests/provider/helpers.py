@@ -1,0 +1,75 @@
+"""The real payment provider as a subprocess (`python -m provider`), for the provider's own
+tests and FlowForge's payment tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from flows.prefect_api import free_port
+from tests.support import ROOT, child_env
+
+API_KEY = "sk_test_suite"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A provider process: its base URL, the process, and the file its stderr goes to."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def running_provider(
+    db: Path, *args: str, port: int | None = None, **env: str
+) -> Iterator[Running]:
+    """`python -m provider` on `port` (default: a free one) until the block ends (then stopped
+    if still up)."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "provider", "--port", str(port), "--db", str(db)]
+    with tempfile.TemporaryDirectory(prefix="provider-log-") as logs:
+        log = Path(logs) / "stderr.log"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [*command, "--api-key", API_KEY, *args],
+                cwd=ROOT,
+                env=child_env(**env),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        running = Running(f"http://127.0.0.1:{port}", process, log)
+        try:
+            wait_for_health(running)
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_health(running: Running, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if running.process.poll() is not None:
+            raise RuntimeError(f"provider exited: {running.log.read_text()}")
+        try:
+            if httpx.get(f"{running.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"provider did not answer /health within {timeout} s")
+        time.sleep(0.05)
