@@ -58,11 +58,12 @@ def prefect_server(home: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]
 
 @contextmanager
 def stack(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """`python -m deployments.stack --no-dashboard` on free ports, with its own Prefect server;
-    yields (the HTTP API's base URL, the stack's pid)."""
+    """`python -m deployments.stack --no-dashboard --embedded-payments` (every mode charges in
+    the database) on free ports, with its own Prefect server; yields (the HTTP API's base URL,
+    the stack's pid)."""
     api_port, prefect_port = free_port(), free_port()
     api = f"http://{get_settings().api_host}:{api_port}"
-    argv = [sys.executable, "-m", "deployments.stack", "--no-dashboard"]
+    argv = [sys.executable, "-m", "deployments.stack", "--no-dashboard", "--embedded-payments"]
     argv += ["--api-port", str(api_port), "--prefect-port", str(prefect_port)]
     with service(argv, env, log, f"{api}/health") as pid:
         yield api, pid

@@ -1,4 +1,5 @@
-"""`python -m deployments.stack`: the whole service on one machine — a Prefect server (unless
+"""`python -m deployments.stack`: the whole service on one machine — the payment provider
+(unless FLOWFORGE_PAYMENT_URL points at one, or --embedded-payments), a Prefect server (unless
 PREFECT_API_URL points at one), the runner serving the deployments, the intake that runs the
 orders, the HTTP API and the dashboard. Ctrl-C or SIGTERM stops every process it started."""
 
@@ -196,10 +197,33 @@ def child_env(api_url: str) -> dict[str, str]:
     return env
 
 
+def starts_provider(args: argparse.Namespace) -> bool:
+    """Whether the stack starts a payment provider of its own."""
+    return not (args.embedded_payments or get_settings().payment_url)
+
+
+def launch_provider(args: argparse.Namespace, children: list[Child]) -> dict[str, str]:
+    """Start the payment provider (see docs/payments.md); the variables that point the other
+    parts at it."""
+    url = f"http://127.0.0.1:{args.payment_port}"
+    api_key = get_settings().payment_api_key
+    bring_up(
+        children,
+        "payment provider",
+        url,
+        [sys.executable, "-m", "provider", "--port", str(args.payment_port)]
+        + ["--db", str(args.payment_db), "--api-key", api_key],
+        child_env(""),
+        lambda _child: answers(f"{url}/health"),
+    )
+    return {"FLOWFORGE_PAYMENT_URL": url, "FLOWFORGE_PAYMENT_API_KEY": api_key}
+
+
 def launch(args: argparse.Namespace, children: list[Child]) -> None:
     """Start every part in order, each one serving before the next; append each to
     `children`."""
     python = sys.executable
+    payments = launch_provider(args, children) if starts_provider(args) else {}
     api_url = PREFECT_API_URL.value() or ""
     if not api_url:
         api_url = f"http://127.0.0.1:{args.prefect_port}/api"
@@ -219,7 +243,7 @@ def launch(args: argparse.Namespace, children: list[Child]) -> None:
             env,
             lambda _child: answers(f"{api_url}/health"),
         )
-    env = child_env(api_url)
+    env = child_env(api_url) | payments
     runner_port = free_port()  # the runner's own health endpoint: it answers once it polls
     bring_up(
         children,
@@ -314,6 +338,8 @@ def busy_ports(args: argparse.Namespace) -> list[str]:
         wanted["--prefect-port"] = args.prefect_port
     if not args.no_dashboard:
         wanted["--dashboard-port"] = args.dashboard_port
+    if starts_provider(args):
+        wanted["--payment-port"] = args.payment_port
     return [f"{port} ({flag})" for flag, port in wanted.items() if port_in_use(port)]
 
 
@@ -324,6 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-port", type=port, default=4200)
     parser.add_argument("--dashboard-port", type=port, default=8501)
     parser.add_argument("--no-dashboard", action="store_true")
+    parser.add_argument("--payment-port", type=port, default=4300)
+    parser.add_argument(
+        "--payment-db",
+        type=Path,
+        default=Path(".flowforge/provider.sqlite3"),
+        help="the payment provider's own database (default: .flowforge/provider.sqlite3)",
+    )
+    parser.add_argument(
+        "--embedded-payments",
+        action="store_true",
+        help="charge in FlowForge's database instead of starting the payment provider",
+    )
     parser.add_argument(
         "--prefect-database-url",
         default=os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL"),

@@ -113,13 +113,14 @@ def wait_until(
 def running_stack(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[dict[str, str]]:
     """`python -m deployments.stack` until every part serves; yields its URLs and log file.
     Stopped (SIGKILL of its group) if the test did not stop it."""
-    ports = {"api": free_port(), "prefect": free_port(), "dashboard": free_port()}
+    ports = {name: free_port() for name in ("api", "prefect", "dashboard", "payment")}
     env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}  # it starts its own server
     log = tmp_path / "stack.log"
     with log.open("w") as out:
         stack = subprocess.Popen(
             [PYTHON, "-u", "-m", "deployments.stack", *args]
-            + [f"--{name}-port={port}" for name, port in ports.items()],
+            + [f"--{name}-port={port}" for name, port in ports.items()]
+            + ["--payment-db", str(tmp_path / "provider.sqlite3")],
             cwd=ROOT,
             env=env,
             stdout=out,

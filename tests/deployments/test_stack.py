@@ -31,14 +31,18 @@ def test_stack_on_a_fresh_database_url_serves_an_order_and_stops_every_child(tmp
     with running_stack(tmp_path, env) as stack:
         pid = int(stack["pid"])
         started = descendants(pid)
-        assert len(started) >= 5  # server, runner, intake, API, dashboard
+        assert len(started) >= 6  # payment provider, server, runner, intake, API, dashboard
         order = post_order(stack["api"], workflow_id="fresh-1")
         assert wait_until(stack["api"], order["workflow_id"], TERMINAL)["status"] == "completed"
         assert (tmp_path / "fresh" / "dir" / "ff.sqlite3").is_file()
+        [payment] = httpx.get(f"{stack['api']}/engine/snapshot").json()["payments"]
+        assert payment["provider"] == "http"  # charged at the stack's payment provider
+        assert httpx.get(f"{stack['api']}/audit").json() == {"clean": True, "problems": []}
         os.kill(pid, signal.SIGTERM)
         assert wait_pid(pid) == 0
         assert alive(started) == set()
-        assert all(port_is_free(int(stack[f"{n}_port"])) for n in ("api", "prefect", "dashboard"))
+        ports = ("api", "prefect", "dashboard", "payment")
+        assert all(port_is_free(int(stack[f"{name}_port"])) for name in ports)
 
 
 def test_a_crashed_part_is_restarted_while_the_api_keeps_taking_orders(db, tmp_path):
