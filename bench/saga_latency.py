@@ -33,7 +33,7 @@ def in_process(orders: int) -> list[float]:
         order_id, _ = record_order(
             product_id="SKU-003", quantity=1, customer_id="bench", payment_method="tok_visa"
         )
-        assert run_order(order_id)["status"] == "completed"
+        assert run_order(order_id).status == "completed"
         timings.append(time.perf_counter() - started)
     return timings
 
