@@ -131,6 +131,13 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
         except AlreadyRefunded:
             refunded = False
     with fence() as session:
+        provider_payments.end_charge_request(  # no longer in doubt: it charged
+            session,
+            idempotency_key=request.idempotency_key,
+            status=ChargeRequestStatus.CHARGED,
+            charge_id=found.id,
+            message=request.message,
+        )
         _record(
             session, found, payment_method=found.payment_method, customer_id=found.customer or ""
         )

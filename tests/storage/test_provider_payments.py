@@ -1,0 +1,47 @@
+"""What FlowForge knows of a charge request to the HTTP provider: a request that may have
+reached the provider is never forgotten, whatever later attempts meet."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import provider_payments
+from storage.db import session_scope
+from storage.models import ChargeRequestStatus as S
+
+KEY = "o1:payment"
+
+
+def attempt(outcome: S | None) -> str:
+    """One attempt: the request leaves, then `outcome` (None: its process died)."""
+    with session_scope() as session:
+        provider_payments.begin_charge_request(
+            session, order_id="o1", idempotency_key=KEY, amount=1000
+        )
+    if outcome is not None:
+        with session_scope() as session:
+            provider_payments.end_charge_request(session, idempotency_key=KEY, status=outcome)
+    with session_scope() as session:
+        return provider_payments.charge_request(session, idempotency_key=KEY).status
+
+
+@pytest.mark.usefixtures("db")
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([S.UNREACHABLE], S.UNREACHABLE),
+        ([S.UNREACHABLE, S.UNREACHABLE], S.UNREACHABLE),
+        ([S.IN_DOUBT, S.UNREACHABLE], S.IN_DOUBT),  # the first may have charged
+        ([None, S.UNREACHABLE], S.IN_DOUBT),  # so may one whose process died
+        ([None], S.SENDING),
+        ([S.UNREACHABLE, S.IN_DOUBT, S.CHARGED], S.CHARGED),
+        ([S.DECLINED], S.DECLINED),
+    ],
+)
+def test_a_request_that_may_have_charged_stays_in_doubt(outcomes, expected):
+    for outcome in outcomes:
+        status = attempt(outcome)
+    assert status == expected
+    with session_scope() as session:
+        request = provider_payments.charge_request(session, idempotency_key=KEY)
+    assert request.attempts == len(outcomes)
