@@ -11,13 +11,14 @@ look the charge up by key), `Declined` (402, a domain refusal: never retry), `Al
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 PAGE_SIZE = 100
+T = TypeVar("T")
 
 
 class ProviderError(Exception):
@@ -70,19 +71,8 @@ class Charge:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Charge:
-        return cls(
-            id=data["id"],
-            amount=data["amount"],
-            currency=data["currency"],
-            payment_method=data["payment_method"],
-            customer=data["customer"],
-            status=data["status"],
-            refunded=data["refunded"],
-            amount_refunded=data["amount_refunded"],
-            idempotency_key=data["idempotency_key"],
-            order_id=(data.get("metadata") or {}).get("order_id"),
-            created=data["created"],
-        )
+        order_id = (data.get("metadata") or {}).get("order_id")
+        return _from_json(cls, {**data, "order_id": order_id})
 
 
 @dataclass(frozen=True)
@@ -97,13 +87,12 @@ class Refund:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Refund:
-        return cls(
-            id=data["id"],
-            charge=data["charge"],
-            amount=data["amount"],
-            status=data["status"],
-            created=data["created"],
-        )
+        return _from_json(cls, data)
+
+
+def _from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """The dataclass `cls` from the provider's JSON object (its other keys are ignored)."""
+    return cls(**{field.name: data[field.name] for field in fields(cls)})  # type: ignore[arg-type]
 
 
 class ProviderClient:

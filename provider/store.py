@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -59,6 +60,11 @@ class PartialRefund(ValueError):
     """A refund amount other than the charge's: only full refunds exist."""
 
 
+def _columns(row: sqlite3.Row) -> dict[str, Any]:
+    """A row's columns by name, without the insertion counter `seq`."""
+    return {key: row[key] for key in row.keys() if key != "seq"}  # noqa: SIM118 (a Row iterates its values)
+
+
 @dataclass(frozen=True)
 class Charge:
     """A stored charge."""
@@ -78,9 +84,7 @@ class Charge:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Charge:
-        fields = dict(zip(row.keys(), row, strict=True))
-        del fields["seq"]
-        return cls(**{**fields, "metadata": json.loads(row["metadata"])})
+        return cls(**{**_columns(row), "metadata": json.loads(row["metadata"])})
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,7 @@ class Refund:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Refund:
-        fields = dict(zip(row.keys(), row, strict=True))
-        del fields["seq"]
-        return cls(**fields)
+        return cls(**_columns(row))
 
 
 class Store:
