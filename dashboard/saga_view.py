@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -11,9 +13,16 @@ from dashboard.style import coloured, money_text, status_badge
 from dashboard.timeline import attempts, timeline_chart
 from flows.fulfill import order_summary
 from storage.metrics import order_records
+from storage.models import ChargeRequestStatus
 from storage.views import OrderSummary
 
 RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
+REQUEST_NOTES = {
+    ChargeRequestStatus.SENDING: "Sent, no answer yet: it may have charged.",
+    ChargeRequestStatus.IN_DOUBT: "In doubt: it may have charged. The next attempt or the refund"
+    " learns the truth from the provider by the idempotency key.",
+    ChargeRequestStatus.UNREACHABLE: "The provider could not be reached: nothing charged yet.",
+}
 
 
 def render(order_id: str) -> None:
@@ -71,12 +80,34 @@ def _records(order_id: str) -> None:
     for column, (key, title) in zip(st.columns(len(RECORDS)), RECORDS, strict=True):
         with column:
             st.markdown(f"**{title}**")
-            if records[key]:
-                frame = pd.DataFrame(records[key]).T.astype(str)
-                frame.columns = [f"#{n}" for n in range(1, len(frame.columns) + 1)]
-                st.dataframe(frame, width="stretch")
-            else:
-                st.caption("none")
+            _record_table(records[key])
+            if key == "payment":
+                _charge_requests(records["charge_request"])
+
+
+def _record_table(rows: list[dict[str, Any]]) -> None:
+    """Records as one column each, their fields as rows ("none" without any)."""
+    if not rows:
+        st.caption("none")
+        return
+    frame = pd.DataFrame(rows).T.astype(str)
+    frame.columns = [f"#{n}" for n in range(1, len(frame.columns) + 1)]
+    st.dataframe(frame, width="stretch")
+
+
+def _charge_requests(requests: list[dict[str, Any]]) -> None:
+    """Each charge request to the HTTP payment provider: status, attempts, last error, record."""
+    for request in requests:
+        status, attempts = request["status"], request["attempts"]
+        st.markdown(
+            f"**Charge request** {status_badge(status)} · {attempts}"
+            f" attempt{'' if attempts == 1 else 's'}"
+        )
+        if status in REQUEST_NOTES:
+            st.caption(REQUEST_NOTES[status])
+        if request["message"]:
+            st.caption(f"Last error: {request['message']}")
+        _record_table([request])
 
 
 def _controls(summary: OrderSummary) -> None:

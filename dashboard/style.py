@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from storage.models import ChargeStatus, EventStatus, OrderStatus
+from storage.models import ChargeRequestStatus, ChargeStatus, EventStatus, OrderStatus
 
 STATUS_COLORS = {
     OrderStatus.COMPLETED: "#2e7d32",
@@ -30,6 +30,12 @@ BADGE_COLORS = {
     OrderStatus.PENDING: "gray",
     OrderStatus.RUNNING: "blue",
     OrderStatus.COMPENSATING: "violet",
+    # charge requests to the HTTP payment provider
+    ChargeRequestStatus.SENDING: "blue",
+    ChargeRequestStatus.UNREACHABLE: "orange",
+    ChargeRequestStatus.IN_DOUBT: "red",
+    ChargeRequestStatus.CHARGED: "green",
+    ChargeRequestStatus.DECLINED: "gray",
 }
 
 

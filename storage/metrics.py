@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from storage.models import (
+    ChargeRequest,
     ChargeStatus,
     Order,
     OrderStatus,
@@ -20,7 +21,7 @@ from storage.models import (
     SagaStep,
     WarehouseRecord,
 )
-from storage.views import PaymentView, ReservationView, WarehouseDetail
+from storage.views import ChargeRequestView, PaymentView, ReservationView, WarehouseDetail
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,11 @@ def attention_queue(session: Session, *, limit: int) -> tuple[list[dict[str, Any
 
 
 def order_records(session: Session, *, order_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The order's reservation, payments and warehouse record."""
+    """The order's reservation, payments, charge requests to the HTTP payment provider and
+    warehouse record."""
     reservations = session.exec(select(Reservation).where(Reservation.order_id == order_id)).all()
     payments = session.exec(select(Payment).where(Payment.order_id == order_id)).all()
+    requests = session.exec(select(ChargeRequest).where(ChargeRequest.order_id == order_id)).all()
     records = session.exec(
         select(WarehouseRecord).where(WarehouseRecord.order_id == order_id)
     ).all()
@@ -198,6 +201,9 @@ def order_records(session: Session, *, order_id: str) -> dict[str, list[dict[str
             ReservationView.model_validate(r).model_dump(mode="json") for r in reservations
         ],
         "payment": [PaymentView.model_validate(p).model_dump(mode="json") for p in payments],
+        "charge_request": [
+            ChargeRequestView.model_validate(r).model_dump(mode="json") for r in requests
+        ],
         "warehouse": [
             WarehouseDetail.model_validate(w).model_dump(mode="json", exclude={"order_id"})
             for w in records

@@ -103,6 +103,18 @@ class PaymentView(View):
     refunded_at: IsoTime | None
 
 
+class ChargeRequestView(View):
+    """A charge asked of the HTTP payment provider and what is known of it (the dashboard's
+    order records)."""
+
+    idempotency_key: str
+    status: str  # ChargeRequestStatus
+    attempts: int
+    charge_id: str | None
+    message: str
+    sent_at: IsoTime
+
+
 class WarehouseView(View):
     """An order's warehouse record."""
 
