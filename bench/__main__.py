@@ -24,6 +24,7 @@ from bench import workload
 from bench.modes import MODES, Context, Mode, ModeError, Unavailable
 from bench.report import Result, chart, table
 from bench.services import prefect_server
+from flows.prefect_api import NO_TELEMETRY
 from storage.cli import OneLineParser, whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,7 @@ def environment(directory: Path) -> dict[str, str]:
         FAIL_AT=workload.FAIL_AT,
         FLOWFORGE_RETRY_DELAYS=RETRY_DELAYS,
         PREFECT_HOME=str(directory / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
+        **NO_TELEMETRY,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     return env

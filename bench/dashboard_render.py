@@ -51,7 +51,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="warm renders after the cold one")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
     os.environ.pop("DATABASE_URL", None)
     with tempfile.TemporaryDirectory(prefix="flowforge-bench-") as directory:
         os.environ["FLOWFORGE_DB_PATH"] = str(Path(directory) / "bench.sqlite3")

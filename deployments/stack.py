@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from prefect.settings import PREFECT_API_URL
 
-from flows.prefect_api import auth_string, die_with_parent, free_port
+from flows.prefect_api import NO_TELEMETRY, auth_string, die_with_parent, free_port
 from storage.cli import OneLineParser, whole_number
 from storage.db import migrate_database
 from storage.errors import StorageUnavailable
@@ -188,8 +188,7 @@ def child_env(api_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         PREFECT_API_URL=api_url,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
+        **NO_TELEMETRY,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
     if auth := auth_string():  # the Prefect server is as closed as the API

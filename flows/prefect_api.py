@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import fcntl
+import os
 import signal
 import socket
 import subprocess
@@ -37,6 +38,8 @@ DEFAULT_LOCAL_API = "http://127.0.0.1:4200/api"
 STARTUP_TIMEOUT_SECONDS = 180.0
 PREFECT_AUTH_USER = "flowforge"
 PR_SET_PDEATHSIG = 1
+# in the environment of every Prefect server FlowForge starts: no telemetry, no internet here
+NO_TELEMETRY = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
 class PrefectUnavailable(RuntimeError):
@@ -115,6 +118,7 @@ def _spawn_dying_with_us(argv: list[str]) -> subprocess.Popen[bytes]:
         started.append(
             subprocess.Popen(
                 argv,
+                env=os.environ | NO_TELEMETRY,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
