@@ -20,8 +20,6 @@ from storage.models import (
 )
 from storage.settings import get_settings
 
-PROVIDER_STATES = {"succeeded": ChargeStatus.CHARGED, "refunded": ChargeStatus.REFUNDED}
-
 
 def provider_problems(session: Session) -> list[str]:
     """One line per disagreement with the configured provider; none without one."""
@@ -63,7 +61,7 @@ def reconcile(session: Session, charges: Iterable[Charge]) -> list[str]:
         status = statuses.get(order_id)
         if status in ACTIVE_STATUSES:
             continue
-        if charge.status == "succeeded":
+        if not charge.refunded:
             charged[order_id].append(charge.id)
         problem = _charge_problem(charge, ours.get(charge.id), status)
         if problem:
@@ -96,8 +94,13 @@ def _charge_problem(charge: Charge, payment: Payment | None, status: str | None)
         return f"{described} {charge.order_id} that FlowForge does not have"
     if payment is None:
         return f"{described} {charge.order_id} ({status}) is not in FlowForge's books"
-    if PROVIDER_STATES.get(charge.status) != payment.status:
+    if _state(charge) != payment.status:
         return f"{described} {charge.order_id} is {payment.status} in FlowForge's books"
-    if status in SETTLED_STATUSES and charge.status == "succeeded":
+    if status in SETTLED_STATUSES and not charge.refunded:
         return f"{described} {charge.order_id} is not refunded, yet the order is {status}"
     return None
+
+
+def _state(charge: Charge) -> ChargeStatus:
+    """The provider's charge in FlowForge's words."""
+    return ChargeStatus.REFUNDED if charge.refunded else ChargeStatus.CHARGED

@@ -124,7 +124,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
                 f"{request.sent_at:%T} may still be on its way to the provider"
             )
         return False
-    refunded = found.status != "refunded"
+    refunded = not found.refunded
     if refunded:
         try:
             client.refund(charge_id=found.id, idempotency_key=f"{order_id}:refund")
@@ -154,6 +154,6 @@ def _record(session: Session, found: Charge, *, payment_method: str, customer_id
         amount=found.amount,
         payment_method=payment_method,
         customer_id=customer_id,
-        refunded=found.status == "refunded",
+        refunded=found.refunded,
         created_at=datetime.fromtimestamp(found.created, UTC),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from flows.cancel import cancel
 from flows.fulfill import order_summary
 from flows.outcome import run_locally
 from flows.prefect_api import free_port
@@ -38,8 +39,11 @@ from tests.support import assert_audit_clean
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
 
+pytestmark = pytest.mark.usefixtures("database")  # each test on SQLite, then on PostgreSQL
+
+
 @pytest.fixture
-def provider(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
     """A provider of this test's own (its books start empty), used by this process and its
     children through FLOWFORGE_PAYMENT_URL."""
     with running_provider(tmp_path / "provider.sqlite3") as running:
@@ -182,7 +186,7 @@ def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
 
 
 def test_a_provider_down_for_two_attempts_then_up_charges_once(
-    db, prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     port = free_port()
     use_provider(monkeypatch, f"http://127.0.0.1:{port}")
@@ -205,7 +209,7 @@ def test_a_provider_down_for_two_attempts_then_up_charges_once(
 
 
 def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refunded(
-    db, prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     port = free_port()
     use_provider(monkeypatch, f"http://127.0.0.1:{port}")
@@ -240,6 +244,15 @@ def test_a_crash_either_side_of_the_charge_then_the_sweep_charges_once(
     summary = order_summary("crashed")
     assert summary.status == "completed"
     assert charges_at(provider, "crashed") == [("succeeded", 2000)]
+    assert_audit_clean()
+
+
+def test_a_cancelled_order_is_refunded_at_the_provider(provider, prefect_server):
+    assert place(order_id="changed-mind").status == "completed"
+    summary = cancel("changed-mind").summary
+    assert (summary.status, summary.compensations) == ("cancelled", ALL_COMPENSATIONS)
+    assert charges_at(provider, "changed-mind") == [("refunded", 2000)]
+    assert [p["status"] for p in engine_state()["payments"]] == ["refunded"]
     assert_audit_clean()
 
 
