@@ -160,6 +160,42 @@ def with_current_retries(task_: Task[..., R]) -> Task[..., R]:
     return configured
 
 
+def _attempt_runner(
+    fn: Callable[..., R], *, name: str, point: str, statuses: tuple[str, str]
+) -> Callable[..., R]:
+    """What Prefect runs for `fn`: bind `(order_id, lease_owner, ...)`, then one attempt of
+    `fn` on the saga log (through the fault hooks when `point` is armed for the order, or
+    when `fn` takes a `fence` and runs outside the attempt's transaction)."""
+    signature = _task_signature(fn)
+    outside = next(iter(inspect.signature(fn).parameters)) == "fence"
+
+    def run(*args: Any, **kwargs: Any) -> R:
+        arguments = signature.bind(*args, **kwargs).arguments
+        order_id, owner = arguments["order_id"], arguments.pop("lease_owner")
+        attempt = Attempt(
+            order_id=order_id,
+            name=name,
+            lease={
+                "order_id": order_id,
+                "owner": owner,
+                "lease_seconds": get_settings().lease_seconds,
+            },
+            statuses=statuses,
+        )
+        fence = functools.partial(saga_log.fenced, **attempt.lease)
+        if outside:
+            return attempt.run_staged(point, functools.partial(fn, fence, **arguments))
+        effect = functools.partial(fn, **arguments)
+        if faults.armed(point, order_id):
+            return attempt.run_staged(point, functools.partial(_in_transaction, fence, effect))
+        return attempt.run(effect)
+
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    run.__doc__, run.__name__, run.__qualname__ = fn.__doc__, fn.__name__, fn.__qualname__
+    run.__module__ = fn.__module__
+    return run
+
+
 def saga_task(
     *, name: str, point: str, compensation: bool = False
 ) -> Callable[[Callable[..., R]], Task[..., R]]:
@@ -181,34 +217,7 @@ def saga_task(
     )
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
-        signature = _task_signature(fn)
-        outside = next(iter(inspect.signature(fn).parameters)) == "fence"
         faults.register(point, name, module=fn.__module__, compensation=compensation)
-
-        def run(*args: Any, **kwargs: Any) -> R:
-            arguments = signature.bind(*args, **kwargs).arguments
-            order_id, owner = arguments["order_id"], arguments.pop("lease_owner")
-            attempt = Attempt(
-                order_id=order_id,
-                name=name,
-                lease={
-                    "order_id": order_id,
-                    "owner": owner,
-                    "lease_seconds": get_settings().lease_seconds,
-                },
-                statuses=statuses,
-            )
-            fence = functools.partial(saga_log.fenced, **attempt.lease)
-            if outside:
-                return attempt.run_staged(point, functools.partial(fn, fence, **arguments))
-            effect = functools.partial(fn, **arguments)
-            if faults.armed(point, order_id):
-                return attempt.run_staged(point, functools.partial(_in_transaction, fence, effect))
-            return attempt.run(effect)
-
-        run.__signature__ = signature  # type: ignore[attr-defined]
-        run.__doc__, run.__name__, run.__qualname__ = fn.__doc__, fn.__name__, fn.__qualname__
-        run.__module__ = fn.__module__
         return task(
             name=name,
             task_run_name=name,
@@ -218,6 +227,6 @@ def saga_task(
             on_failure=[record_final_failure],
             cache_policy=NO_CACHE,
             persist_result=False,
-        )(run)
+        )(_attempt_runner(fn, name=name, point=point, statuses=statuses))
 
     return decorate
