@@ -15,7 +15,7 @@ PAGE_SIZE = 25
 
 def render() -> str | None:
     """Show the filters and one page of orders; return the order picked below the table."""
-    products = [p["product_id"] for p in read(inventory)]
+    products = [p.product_id for p in read(inventory)]
     statuses, product_ids, search = st.columns(3)
     order_filter = OrderFilter(
         statuses=statuses.multiselect("Status", ORDER_STATUSES, key="filter_status"),

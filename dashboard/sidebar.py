@@ -25,7 +25,7 @@ def refresh_every() -> float | None:
 
 def order_form() -> None:
     """Place an order: product from the catalog, quantity, customer (and a fault for demos)."""
-    products = [p["product_id"] for p in read(inventory)]
+    products = [p.product_id for p in read(inventory)]
     with st.sidebar.form("place_order", clear_on_submit=False):
         st.markdown("**Place an order**")
         product_id = st.selectbox("Product", products, key="new_product")

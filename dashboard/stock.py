@@ -15,7 +15,7 @@ STOCK_COLORS = {"available": "#2e7d32", "reserved": "#ef6c00"}
 def render() -> None:
     """The stock chart and table."""
     products = read(inventory)
-    frame = pd.DataFrame(products)
+    frame = pd.DataFrame([p.model_dump() for p in products])
     long = frame.melt(
         id_vars=["product_id", "total_received"],
         value_vars=list(STOCK_COLORS),

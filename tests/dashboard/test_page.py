@@ -80,11 +80,11 @@ def test_kpis_equal_the_database(filled: Filled):
 def test_orders_table_is_newest_first_and_filters(filled: Filled):
     page = render()
     newest = table(page, "customer_id")
-    assert list(newest["order_id"]) == [o["order_id"] for o in reversed(filled.orders.values())]
+    assert list(newest["order_id"]) == [o.order_id for o in reversed(filled.orders.values())]
     page.multiselect(key="filter_status").select("failed")
     failed = table(rerun(page), "customer_id")
     assert set(failed["status"]) == {"failed"}
-    assert len(failed) == sum(o["status"] == "failed" for o in filled.orders.values())
+    assert len(failed) == sum(o.status == "failed" for o in filled.orders.values())
     wanted = filled.orders["warehouse"].order_id
     page.text_input(key="filter_search").input(wanted[-6:])
     assert list(table(rerun(page), "customer_id")["order_id"]) == [wanted]
