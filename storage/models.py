@@ -113,13 +113,6 @@ class WarehouseRecord(SQLModel, table=True):
     reverted_at: datetime | None = None
 
 
-class OrderBase(SQLModel):
-    product_id: str
-    quantity: int
-    customer_id: str
-    payment_method: str
-
-
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # order and workflow ids
 MAX_QUANTITY = 1_000_000  # units in one order
 Text = Annotated[
@@ -141,9 +134,15 @@ class OrderCreate(BaseModel):
     workflow_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["order-42"])
 
 
-class Order(OrderBase, table=True):
+class Order(SQLModel, table=True):
+    """An order (`OrderCreate` is what a client sends; `views.OrderSummary` what it reads)."""
+
     __tablename__ = "orders"
 
+    product_id: str
+    quantity: int
+    customer_id: str
+    payment_method: str
     order_id: str = Field(primary_key=True)
     workflow_id: str = Field(unique=True, index=True)
     amount: int = 0
