@@ -25,7 +25,7 @@ from tasks import faults
 
 NOTICE_KEY = "notice"
 ALLOW_FAULTS_ENV = "FLOWFORGE_ALLOW_FAULTS"
-FAULT_CHOICES = ("", *faults.POINTS, "payment:1", "warehouse,refund")
+FAULT_CHOICES = ("", *faults.points(), "payment:1", "warehouse,refund")
 _runs = threading.Lock()
 
 
