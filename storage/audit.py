@@ -22,20 +22,21 @@ from storage.models import (
     WarehouseStatus,
     utcnow,
 )
-from storage.reconciliation import provider_problems
+from storage.reconciliation import list_provider_charges, reconcile
 
 QUEUE_GRACE_SECONDS = 60.0  # the sweep's default --stale-after
 
 
 def audit(session: Session) -> list[str]:
-    """Return one line per violated invariant."""
+    """Return one line per violated invariant (and disagreement with the payment provider)."""
+    listing = list_provider_charges()  # before the books are read: see storage/reconciliation
     return [
         *_stock_is_conserved(session),
         *_completed_orders_are_whole(session),
         *_failed_orders_hold_nothing(session),
         *_nothing_is_duplicated(session),
         *_every_order_is_settled_or_leased(session),
-        *provider_problems(session),
+        *reconcile(session, listing),
     ]
 
 

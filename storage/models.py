@@ -98,7 +98,9 @@ class ChargeRequest(SQLModel, table=True):
     attempts: int = 0
     charge_id: str | None = None  # the provider's, once it answered
     message: str = ""  # the last attempt's error
-    sent_at: datetime = Field(default_factory=utcnow)  # the last attempt's
+    attempted_at: datetime = Field(default_factory=utcnow)  # when the last attempt left
+    # when the last attempt that may have reached the provider left (None: none may have)
+    reached_at: datetime | None = None
 
 
 class WarehouseRecord(SQLModel, table=True):

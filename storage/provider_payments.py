@@ -4,7 +4,7 @@ written before it leaves, with what is known of its outcome; and the provider's 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 from sqlmodel import Session, col
@@ -25,6 +25,10 @@ MAY_HAVE_CHARGED = frozenset(
 )
 
 
+class KeyConflict(RuntimeError):
+    """Another charge is already booked under this idempotency key."""
+
+
 def charge_request(session: Session, *, idempotency_key: str) -> ChargeRequest | None:
     return session.get(ChargeRequest, idempotency_key)
 
@@ -41,10 +45,11 @@ def begin_charge_request(
             raise RuntimeError(f"charge request {idempotency_key} was written concurrently")
     elif request.status == ChargeRequestStatus.SENDING:
         request.status = ChargeRequestStatus.IN_DOUBT
+        request.reached_at = request.attempted_at
     elif request.status == ChargeRequestStatus.UNREACHABLE:
         request.status = ChargeRequestStatus.SENDING
     request.attempts += 1
-    request.sent_at = utcnow()
+    request.attempted_at = utcnow()
     session.add(request)
     return request
 
@@ -58,7 +63,7 @@ def end_charge_request(
     message: str = "",
 ) -> None:
     """Record the attempt's outcome. `unreachable` only when nothing earlier may have reached the
-    provider: an earlier request in doubt stays in doubt."""
+    provider: an earlier request in doubt stays in doubt (and keeps when it left)."""
     request = charge_request(session, idempotency_key=idempotency_key)
     if request is None:
         raise LookupError(f"no charge request {idempotency_key}")
@@ -67,16 +72,27 @@ def end_charge_request(
     )
     if not keep:
         request.status = status
+    if status != ChargeRequestStatus.UNREACHABLE:
+        request.reached_at = request.attempted_at
     request.charge_id = charge_id or request.charge_id
     request.message = message
     session.add(request)
 
 
-def in_flight(request: ChargeRequest, *, within: float) -> bool:
-    """Whether the request's last attempt, in doubt, left less than `within` seconds ago: the
-    provider may not have seen it yet, so not finding its charge proves nothing."""
-    sent = request.sent_at.replace(tzinfo=request.sent_at.tzinfo or UTC)
-    return request.status in MAY_HAVE_CHARGED and utcnow() - sent < timedelta(seconds=within)
+def in_flight_for(request: ChargeRequest, *, within: float) -> float:
+    """How many more seconds a request in doubt may still be on its way to the provider, if its
+    last attempt that may have reached it left less than `within` seconds ago (else 0): until
+    then, not finding its charge proves nothing."""
+    if request.status == ChargeRequestStatus.SENDING:  # its process died waiting
+        since: datetime | None = request.attempted_at
+    elif request.status == ChargeRequestStatus.IN_DOUBT:
+        since = request.reached_at
+    else:
+        return 0.0
+    if since is None:
+        return 0.0
+    elapsed = utcnow() - since.replace(tzinfo=since.tzinfo or UTC)
+    return max(0.0, within - elapsed.total_seconds())
 
 
 def record_charge(
@@ -92,21 +108,19 @@ def record_charge(
     created_at: datetime | None = None,
 ) -> None:
     """The provider's charge as a `payments` row (once per charge id), its status as the
-    provider says."""
-    if session.get(Payment, charge_id) is None:
-        insert_once(
-            session,
-            Payment(
-                charge_id=charge_id,
-                order_id=order_id,
-                idempotency_key=idempotency_key,
-                amount=amount,
-                payment_method=payment_method,
-                customer_id=customer_id,
-                provider=PaymentProvider.HTTP,
-                created_at=created_at or utcnow(),
-            ),
-        )
+    provider says; `KeyConflict` when another charge holds its idempotency key."""
+    payment = Payment(
+        charge_id=charge_id,
+        order_id=order_id,
+        idempotency_key=idempotency_key,
+        amount=amount,
+        payment_method=payment_method,
+        customer_id=customer_id,
+        provider=PaymentProvider.HTTP,
+        created_at=created_at or utcnow(),
+    )
+    if session.get(Payment, charge_id) is None and not insert_once(session, payment):
+        raise KeyConflict(f"payments already holds another charge under {idempotency_key}")
     if refunded:
         mark_refunded(session, charge_id=charge_id)
 

@@ -1,11 +1,15 @@
 """Reconciliation with the payment provider (when `FLOWFORGE_PAYMENT_URL` is set): the
-provider's charges and FlowForge's books must tell the same story. Orders still in progress
-are left out: their books may lag the provider by one transaction."""
+provider's charges and FlowForge's books must tell the same story.
+
+The provider is listed first, then the books are read. An order whose row changed after the
+listing began, or that is still in progress, is left out: its books and the listing may each
+be one step ahead of the other."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
@@ -13,19 +17,32 @@ from provider.client import Charge, ProviderClient, ProviderError
 from storage.models import (
     ACTIVE_STATUSES,
     SETTLED_STATUSES,
+    ChargeRequest,
+    ChargeRequestStatus,
     ChargeStatus,
     Order,
     Payment,
     PaymentProvider,
+    utcnow,
 )
 from storage.settings import get_settings
 
 
-def provider_problems(session: Session) -> list[str]:
-    """One line per disagreement with the configured provider; none without one."""
+@dataclass(frozen=True)
+class Listing:
+    """The provider's charges for orders, listed from `taken_at` on (or why they could not be)."""
+
+    taken_at: datetime
+    charges: list[Charge] = field(default_factory=list)
+    problem: str | None = None
+
+
+def list_provider_charges() -> Listing | None:
+    """Every charge the configured provider holds for an order; None without a provider."""
     settings = get_settings()
     if not settings.payment_url:
-        return []
+        return None
+    taken_at = utcnow()
     try:
         with ProviderClient(
             settings.payment_url,
@@ -33,37 +50,41 @@ def provider_problems(session: Session) -> list[str]:
             connect_timeout=settings.payment_connect_timeout,
             read_timeout=settings.payment_read_timeout,
         ) as client:
-            charges = list(client.charges())
+            charges = [charge for charge in client.charges() if charge.order_id]
     except ProviderError as exc:
-        return [f"cannot reconcile with the payment provider at {settings.payment_url}: {exc}"]
-    return reconcile(session, charges)
+        problem = f"cannot reconcile with the payment provider at {settings.payment_url}: {exc}"
+        return Listing(taken_at, problem=problem)
+    return Listing(taken_at, charges)
 
 
-def reconcile(session: Session, charges: Iterable[Charge]) -> list[str]:
-    """Every provider charge for an order is in FlowForge's books with the same state; no order
-    is charged twice there; a failed or cancelled order has nothing unrefunded there; and every
-    charge FlowForge recorded at the provider exists there."""
+def reconcile(session: Session, listing: Listing | None) -> list[str]:
+    """One line per disagreement: every provider charge for an order is in FlowForge's books
+    with the same state; no order is charged twice there; a failed or cancelled order has
+    nothing unrefunded there; and every charge FlowForge booked at the provider exists there."""
+    if listing is None:
+        return []
+    if listing.problem:
+        return [listing.problem]
     ours = {
         payment.charge_id: payment
         for payment in session.exec(
             select(Payment).where(Payment.provider == PaymentProvider.HTTP)
         ).all()
     }
-    theirs = [charge for charge in charges if charge.order_id]
-    statuses = _order_statuses(
-        session,
-        {charge.order_id or "" for charge in theirs} | {p.order_id for p in ours.values()},
-    )
+    order_ids = {c.order_id or "" for c in listing.charges} | {p.order_id for p in ours.values()}
+    statuses = _settled_statuses(session, order_ids, since=listing.taken_at)
+    requests = _request_statuses(session, order_ids)
     problems = []
     charged: dict[str, list[str]] = defaultdict(list)
-    for charge in theirs:
+    for charge in listing.charges:
         order_id = charge.order_id or ""
-        status = statuses.get(order_id)
-        if status in ACTIVE_STATUSES:
-            continue
+        if order_id in statuses and statuses[order_id] is None:
+            continue  # in progress, or changed since the listing
         if not charge.refunded:
             charged[order_id].append(charge.id)
-        problem = _charge_problem(charge, ours.get(charge.id), status)
+        problem = _charge_problem(
+            charge, ours.get(charge.id), statuses.get(order_id), requests.get(order_id)
+        )
         if problem:
             problems.append(problem)
     problems += [
@@ -71,29 +92,55 @@ def reconcile(session: Session, charges: Iterable[Charge]) -> list[str]:
         for order_id, ids in charged.items()
         if len(ids) > 1
     ]
-    known = {charge.id for charge in theirs}
+    listed = {charge.id for charge in listing.charges}
     problems += [
         f"charge {payment.charge_id} of order {payment.order_id} is in FlowForge's books but "
         "not at the provider"
         for payment in ours.values()
-        if payment.charge_id not in known and statuses.get(payment.order_id) not in ACTIVE_STATUSES
+        if payment.charge_id not in listed and statuses.get(payment.order_id) is not None
     ]
     return problems
 
 
-def _order_statuses(session: Session, order_ids: set[str]) -> dict[str, str]:
+def _settled_statuses(
+    session: Session, order_ids: set[str], *, since: datetime
+) -> dict[str, str | None]:
+    """Each existing order's status; None for one in progress or changed `since`."""
     rows = session.exec(
-        select(Order.order_id, Order.status).where(col(Order.order_id).in_(sorted(order_ids)))
+        select(Order.order_id, Order.status, Order.updated_at).where(
+            col(Order.order_id).in_(sorted(order_ids))
+        )
+    ).all()
+    return {
+        order_id: None
+        if status in ACTIVE_STATUSES or updated.replace(tzinfo=updated.tzinfo or UTC) >= since
+        else status
+        for order_id, status, updated in rows
+    }
+
+
+def _request_statuses(session: Session, order_ids: set[str]) -> dict[str, str]:
+    rows = session.exec(
+        select(ChargeRequest.order_id, ChargeRequest.status).where(
+            col(ChargeRequest.order_id).in_(sorted(order_ids))
+        )
     ).all()
     return dict(rows)
 
 
-def _charge_problem(charge: Charge, payment: Payment | None, status: str | None) -> str | None:
+def _charge_problem(
+    charge: Charge, payment: Payment | None, status: str | None, request: str | None
+) -> str | None:
     described = f"provider charge {charge.id} ({charge.status}, {charge.amount}) for order"
     if status is None:
         return f"{described} {charge.order_id} that FlowForge does not have"
     if payment is None:
-        return f"{described} {charge.order_id} ({status}) is not in FlowForge's books"
+        why = (
+            f"; its charge request is {request}: FlowForge never heard the answer"
+            if request in {ChargeRequestStatus.SENDING, ChargeRequestStatus.IN_DOUBT}
+            else ""
+        )
+        return f"{described} {charge.order_id} ({status}) is not in FlowForge's books{why}"
     if _state(charge) != payment.status:
         return f"{described} {charge.order_id} is {payment.status} in FlowForge's books"
     if status in SETTLED_STATUSES and not charge.refunded:

@@ -112,7 +112,8 @@ class ChargeRequestView(View):
     attempts: int
     charge_id: str | None
     message: str
-    sent_at: IsoTime
+    attempted_at: IsoTime
+    reached_at: IsoTime | None
 
 
 class WarehouseView(View):

@@ -47,6 +47,10 @@ def process_payment(
             customer_id=customer_id,
         ).id
     with fence() as session:
+        if provider_payments.charge_request(session, idempotency_key=payment_key(order_id)):
+            raise payment_http.ProviderNotConfigured(
+                f"order {order_id} was sent to a payment provider: set FLOWFORGE_PAYMENT_URL"
+            )
         payment = operations.charge(
             session,
             order_id=order_id,

@@ -8,6 +8,7 @@ a charge whose answer was lost is still refunded when the order fails."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,9 +19,9 @@ from provider.client import (
     AlreadyRefunded,
     Charge,
     Declined,
-    InDoubt,
     ProviderClient,
     ProviderError,
+    Rejected,
     Unreachable,
 )
 from storage import provider_payments, saga_log
@@ -50,6 +51,11 @@ def provider_client() -> ProviderClient | None:
 
 class ProviderNotConfigured(RuntimeError):
     """A charge went to a payment provider, and this process has none configured."""
+
+
+class ChargeMismatch(Rejected):
+    """The provider's charge under our key is not this order's: never retried, never refunded
+    by us; a person must look."""
 
 
 def _outcome(error: ProviderError) -> ChargeRequestStatus:
@@ -94,6 +100,16 @@ def charge(
         if isinstance(exc, Declined):
             raise CardDeclined(payment_method) from exc
         raise
+    if result.refunded or not _belongs(result, order_id=order_id, amount=amount):
+        mismatch = ChargeMismatch(_mismatch(result, idempotency_key))
+        with fence() as session:
+            provider_payments.end_charge_request(
+                session,
+                idempotency_key=idempotency_key,
+                status=ChargeRequestStatus.IN_DOUBT,
+                message=str(mismatch),
+            )
+        raise mismatch
     with fence() as session:
         provider_payments.end_charge_request(
             session,
@@ -108,22 +124,23 @@ def charge(
 
 def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     """Refund the charge the provider holds under the request's idempotency key, found by
-    asking it; False when it holds none (once the request cannot still be on its way)."""
+    asking it; False when it holds none, once a request in doubt cannot still be on its way
+    (connect + read timeout after it left)."""
     client = provider_client()
     if client is None:
         raise ProviderNotConfigured(
             f"order {order_id} was charged at a payment provider: set FLOWFORGE_PAYMENT_URL"
         )
     found = client.find_charge(request.idempotency_key)
+    settings = get_settings()
+    window = settings.payment_connect_timeout + settings.payment_read_timeout
+    if found is None and (wait := provider_payments.in_flight_for(request, within=window)):
+        time.sleep(wait)  # a request in doubt may still be on its way: give it its time
+        found = client.find_charge(request.idempotency_key)
     if found is None:
-        settings = get_settings()
-        window = settings.payment_connect_timeout + settings.payment_read_timeout
-        if provider_payments.in_flight(request, within=window):
-            raise InDoubt(
-                f"no charge under {request.idempotency_key} yet, but its request of "
-                f"{request.sent_at:%T} may still be on its way to the provider"
-            )
         return False
+    if not _belongs(found, order_id=order_id, amount=request.amount):
+        raise ChargeMismatch(_mismatch(found, request.idempotency_key))
     refunded = not found.refunded
     if refunded:
         try:
@@ -143,6 +160,19 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
         )
         provider_payments.mark_refunded(session, charge_id=found.id)
     return refunded
+
+
+def _belongs(found: Charge, *, order_id: str, amount: int) -> bool:
+    return found.order_id == order_id and found.amount == amount
+
+
+def _mismatch(found: Charge, key: str) -> str:
+    state = ", refunded" if found.refunded else ""
+    return (
+        f"the provider's charge {found.id} under {key} is for order {found.order_id}, "
+        f"{found.amount}{state}: not this order's (was the key used before, by a database "
+        "since reset?)"
+    )
 
 
 def _record(session: Session, found: Charge, *, payment_method: str, customer_id: str) -> None:

@@ -21,7 +21,6 @@ from sqlmodel import Session
 
 from provider.client import Rejected
 from storage import saga_log
-from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
 from storage.models import EventStatus, StepStatus
 from storage.settings import get_settings
@@ -109,11 +108,13 @@ class Attempt:
             result = effect()
             faults.maybe_crash(point, "after")
             faults.maybe_fail(point, number, self.order_id)
+        except LeaseLost:
+            raise
         except Exception as exc:
-            with session_scope() as session:
+            with saga_log.fenced(**self.lease) as session:
                 self._end(session, number, exc)
             raise
-        with session_scope() as session:
+        with saga_log.fenced(**self.lease) as session:
             self._end(session, number)
         return result
 

@@ -15,14 +15,14 @@ import pytest
 from sqlmodel import select
 
 from flows.cancel import cancel
-from flows.fulfill import order_summary
+from flows.fulfill import order_summary, record_order, run_order
 from flows.outcome import run_locally
 from flows.prefect_api import free_port
 from flows.reconcile import reconcile
 from provider.client import ProviderClient
 from storage.audit import audit
 from storage.db import session_scope
-from storage.models import ChargeRequest, SagaEvent
+from storage.models import ChargeRequest, SagaEvent, utcnow
 from storage.settings import get_settings
 from tests.flows.helpers import (
     attempts_of,
@@ -356,3 +356,74 @@ def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     ]
     assert {"process_payment", "refund_payment"} <= set(in_doubt)  # the faults did strike
     assert_audit_clean()
+
+
+def test_a_refund_waits_out_a_request_that_may_still_be_on_its_way(
+    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    """Every charge attempt meets a 503: nothing was charged, but each answer was in doubt. The
+    refund finds nothing and waits until the last request cannot still arrive (connect + read
+    timeout), then ends the order failed: not needs_attention, nothing charged."""
+    use_provider(monkeypatch, provider.url, read_timeout=1.0)
+    set_faults(provider, {"kind": "error", "on": "charges"})
+    summary = place(order_id="answered-503")
+
+    assert summary.status == "failed"
+    assert summary.compensations == ["refund_payment", "release_inventory"]
+    assert attempts_of(summary, "refund_payment") == [("compensating", 1), ("compensated", 1)]
+    assert charges_at(provider, "answered-503") == []
+    assert engine_state()["payments"] == []
+    assert charge_request("answered-503").status == "in_doubt"
+    assert_audit_clean()
+
+
+def test_a_key_the_provider_already_holds_for_something_else_is_never_taken_or_refunded(
+    provider, prefect_server
+):
+    """As after `storage reset` with the provider's books kept: the key answers with another
+    order's charge. The step refuses it, the refund leaves it alone, a person must look."""
+    with client_of(provider) as client:
+        old = client.charge(
+            idempotency_key="reused:payment", amount=700, payment_method="tok_visa", order_id="old"
+        )
+    summary = place(order_id="reused")
+
+    assert summary.status == "needs_attention"
+    assert summary.failure_point == "process_payment"
+    assert "ChargeMismatch" in summary.failure_reason and old.id in summary.failure_reason
+    assert attempts_of(summary, "process_payment") == [("started", 1), ("failed", 1)]
+    with client_of(provider) as client:
+        assert client.get_charge(old.id).refunded is False
+    assert engine_state()["payments"] == []
+
+
+def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
+    prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    """The embedded provider never books a charge whose request went to an HTTP provider."""
+    monkeypatch.setenv("FLOWFORGE_STEP_RETRIES", "0")
+    monkeypatch.setenv("FLOWFORGE_COMPENSATION_RETRIES", "0")
+    get_settings.cache_clear()
+    record_order(
+        product_id="SKU-001",
+        quantity=2,
+        customer_id="c",
+        payment_method="tok_visa",
+        order_id="sent-away",
+    )
+    with session_scope() as session:
+        session.add(
+            ChargeRequest(
+                idempotency_key="sent-away:payment",
+                order_id="sent-away",
+                amount=2000,
+                status="in_doubt",
+                reached_at=utcnow(),
+            )
+        )
+    summary = run_order("sent-away")
+
+    assert summary.status == "needs_attention"
+    assert "ProviderNotConfigured" in summary.failure_reason
+    assert "set FLOWFORGE_PAYMENT_URL" in summary.failure_reason
+    assert engine_state()["payments"] == []

@@ -45,3 +45,24 @@ def test_a_request_that_may_have_charged_stays_in_doubt(outcomes, expected):
     with session_scope() as session:
         request = provider_payments.charge_request(session, idempotency_key=KEY)
     assert request.attempts == len(outcomes)
+
+
+@pytest.mark.usefixtures("db")
+def test_only_attempts_that_may_have_reached_the_provider_keep_the_refund_waiting():
+    attempt(S.UNREACHABLE)
+    with session_scope() as session:
+        request = provider_payments.charge_request(session, idempotency_key=KEY)
+    assert request.reached_at is None
+    assert provider_payments.in_flight_for(request, within=60) == 0
+
+    attempt(S.IN_DOUBT)
+    with session_scope() as session:
+        doubtful = provider_payments.charge_request(session, idempotency_key=KEY)
+    assert doubtful.reached_at == doubtful.attempted_at
+    assert 59 < provider_payments.in_flight_for(doubtful, within=60) <= 60
+
+    attempt(S.UNREACHABLE)  # a later attempt that never connected moves nothing
+    with session_scope() as session:
+        request = provider_payments.charge_request(session, idempotency_key=KEY)
+    assert (request.status, request.reached_at) == (S.IN_DOUBT, doubtful.reached_at)
+    assert request.attempted_at > doubtful.attempted_at

@@ -27,7 +27,8 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("charge_id", sa.String(), nullable=True),
         sa.Column("message", sa.String(), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reached_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("idempotency_key"),
     )
     with op.batch_alter_table("charge_requests", schema=None) as batch_op:
