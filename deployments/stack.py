@@ -140,13 +140,14 @@ def file_touched(path: Path) -> Callable[[Child], bool]:
 def wait_for(
     child: Child, ready: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT_SECONDS
 ) -> None:
-    """Poll `ready()` until it is true; fail if the child dies or time runs out."""
+    """Poll `ready()` until it is true; fail if the child dies first or time runs out (a child
+    that was ready and has died since is the supervisor's to restart)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise RuntimeError(f"{child.name} exited with code {child.process.returncode}")
         if ready():
             return
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with code {child.process.returncode}")
         time.sleep(0.3)
     raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s ({what})")
 

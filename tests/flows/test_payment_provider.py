@@ -311,12 +311,15 @@ def wait_for(condition, timeout: float = 60) -> None:
 def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     provider, prefect_server, tmp_path: Path
 ):
-    """Each charge and refund request has a 1 in 10 chance of each fault; 6 of the orders fail
-    at the warehouse. Every order ends, and the provider and FlowForge agree."""
+    """The first two charge and refund requests are dropped; after them each has a 1 in 10
+    chance of each fault; 6 of the orders fail at the warehouse. Every order ends, and the
+    provider and FlowForge agree."""
     failing = {f"burst-{i}-fail" for i in range(6)}
     orders = sorted(failing | {f"burst-{i}-ok" for i in range(24)})
     set_faults(
         provider,
+        {"kind": "drop", "on": "charges", "times": 2},
+        {"kind": "drop", "on": "refunds", "times": 2},
         *(
             {"kind": kind, "on": on, "probability": 0.1}
             for kind in ("error", "drop", "slow")
