@@ -39,7 +39,10 @@ from tests.support import assert_audit_clean
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
 
-pytestmark = pytest.mark.usefixtures("database")  # each test on SQLite, then on PostgreSQL
+# The in-doubt cases run on SQLite and again on PostgreSQL (`both_databases`); the others on
+# SQLite.
+both_databases = pytest.mark.usefixtures("database")
+sqlite_only = pytest.mark.usefixtures("db")
 
 
 @pytest.fixture
@@ -93,6 +96,7 @@ def outcome(summary) -> tuple:
     "fail_at",
     ["", "inventory", "payment", "payment:1", "warehouse", "warehouse:2", "warehouse,refund:1"],
 )
+@sqlite_only
 def test_same_outcomes_as_the_embedded_provider(
     fail_at, provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
@@ -117,6 +121,7 @@ def test_same_outcomes_as_the_embedded_provider(
     assert_audit_clean()
 
 
+@both_databases
 def test_a_decline_is_refused_once_and_nothing_is_charged(provider, prefect_server):
     summary = place(order_id="declined", payment_method="tok_declined_insufficient_funds")
     assert summary.status == "failed"
@@ -128,6 +133,7 @@ def test_a_decline_is_refused_once_and_nothing_is_charged(provider, prefect_serv
     assert_audit_clean()
 
 
+@both_databases
 def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, prefect_server):
     set_faults(provider, {"kind": "drop", "on": "charges", "times": 1})
     summary = place(order_id="dropped")
@@ -149,6 +155,7 @@ def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, pref
     assert_audit_clean()
 
 
+@both_databases
 def test_a_dropped_answer_then_a_warehouse_failure_refunds_that_one_charge(
     provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
@@ -163,6 +170,7 @@ def test_a_dropped_answer_then_a_warehouse_failure_refunds_that_one_charge(
     assert_audit_clean()
 
 
+@both_databases
 def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
     provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
@@ -185,6 +193,7 @@ def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
     assert_audit_clean()
 
 
+@sqlite_only
 def test_a_provider_down_for_two_attempts_then_up_charges_once(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -208,6 +217,7 @@ def test_a_provider_down_for_two_attempts_then_up_charges_once(
         assert_audit_clean()
 
 
+@sqlite_only
 def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refunded(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -227,6 +237,7 @@ def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refund
         assert_audit_clean()
 
 
+@both_databases
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_a_crash_either_side_of_the_charge_then_the_sweep_charges_once(
     moment, provider, prefect_server
@@ -247,6 +258,7 @@ def test_a_crash_either_side_of_the_charge_then_the_sweep_charges_once(
     assert_audit_clean()
 
 
+@both_databases
 def test_a_cancelled_order_is_refunded_at_the_provider(provider, prefect_server):
     assert place(order_id="changed-mind").status == "completed"
     summary = cancel("changed-mind").summary
@@ -256,6 +268,7 @@ def test_a_cancelled_order_is_refunded_at_the_provider(provider, prefect_server)
     assert_audit_clean()
 
 
+@both_databases
 def test_the_reconciliation_reports_what_happened_behind_flowforges_back(provider, prefect_server):
     place(order_id="charged-twice")
     place(order_id="refunded-there")
@@ -308,6 +321,7 @@ def wait_for(condition, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@both_databases
 def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     provider, prefect_server, tmp_path: Path
 ):
@@ -361,6 +375,7 @@ def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     assert_audit_clean()
 
 
+@sqlite_only
 def test_a_refund_waits_out_a_request_that_may_still_be_on_its_way(
     provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
@@ -380,6 +395,7 @@ def test_a_refund_waits_out_a_request_that_may_still_be_on_its_way(
     assert_audit_clean()
 
 
+@sqlite_only
 def test_a_key_the_provider_already_holds_for_something_else_is_never_taken_or_refunded(
     provider, prefect_server
 ):
@@ -400,6 +416,7 @@ def test_a_key_the_provider_already_holds_for_something_else_is_never_taken_or_r
     assert engine_state()["payments"] == []
 
 
+@sqlite_only
 def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
     prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
