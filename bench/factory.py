@@ -4,6 +4,7 @@ stays clean."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import cycle
 from typing import Any
@@ -45,6 +46,38 @@ class Rows(dict[type, list[dict[str, Any]]]):
         self.setdefault(model, []).append(values)
 
 
+def _attempted(
+    rows: Rows,
+    order_id: str,
+    name: str,
+    kind: str,
+    position: int,
+    events: tuple[str, ...],
+    clock: Iterator[datetime],
+) -> None:
+    """A saga-log row ending in the last of `events`; with two events, one attempt that began
+    with the first (a single event is a registration that never ran)."""
+    attempts = len(events) - 1
+    rows.add(
+        SagaStep,
+        order_id=order_id,
+        name=name,
+        kind=kind,
+        position=position,
+        status=events[-1],
+        attempts=attempts,
+    )
+    for event in events if attempts else ():
+        rows.add(
+            SagaEvent,
+            order_id=order_id,
+            step=name,
+            status=event,
+            attempt=1,
+            timestamp=next(clock),
+        )
+
+
 def _saga(
     rows: Rows, order_id: str, status: str, failed: str | None, stuck: str | None, start: datetime
 ) -> set[str]:
@@ -55,59 +88,19 @@ def _saga(
     kept = set()
     for position, name in enumerate(ran):
         outcome = "failed" if name == failed else "completed"
-        rows.add(
-            SagaStep,
-            order_id=order_id,
-            name=name,
-            kind="step",
-            position=position,
-            status=outcome,
-            attempts=1,
-        )
-        for event in ("started", outcome):
-            rows.add(
-                SagaEvent,
-                order_id=order_id,
-                step=name,
-                status=event,
-                attempt=1,
-                timestamp=next(clock),
-            )
+        _attempted(rows, order_id, name, "step", position, ("started", outcome), clock)
         if name in UNDO:
             kept.add(name)
     for position, name in reversed(list(enumerate(ran))):
         if name not in UNDO:
             continue
         if status == "completed":
-            rows.add(
-                SagaStep,
-                order_id=order_id,
-                name=UNDO[name],
-                kind="compensation",
-                position=position,
-                status="registered",
-                attempts=0,
-            )
+            _attempted(rows, order_id, UNDO[name], "compensation", position, ("registered",), clock)
             continue
         outcome = "failed" if UNDO[name] == stuck else "compensated"
-        rows.add(
-            SagaStep,
-            order_id=order_id,
-            name=UNDO[name],
-            kind="compensation",
-            position=position,
-            status=outcome,
-            attempts=1,
+        _attempted(
+            rows, order_id, UNDO[name], "compensation", position, ("compensating", outcome), clock
         )
-        for event in ("compensating", outcome):
-            rows.add(
-                SagaEvent,
-                order_id=order_id,
-                step=UNDO[name],
-                status=event,
-                attempt=1,
-                timestamp=next(clock),
-            )
         if outcome == "compensated":
             kept.discard(name)
     return kept
