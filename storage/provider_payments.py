@@ -1,14 +1,17 @@
 """The local books of payments made at the HTTP payment provider: each charge request,
 written before it leaves, with what is known of its outcome; and the provider's charges as
-`payments` rows (`provider = http`, `charge_id` the provider's id)."""
+`payments` rows (`provider = http`, `charge_id` the provider's id). This process's one
+client of the provider lives here too, shared by the payment step and the reconciliation."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from provider.client import ProviderClient
 from storage.db import insert_once
 from storage.models import (
     ChargeRequest,
@@ -18,11 +21,30 @@ from storage.models import (
     PaymentProvider,
     utcnow,
 )
+from storage.settings import get_settings
 
 # a request in one of these may have reached the provider: only the provider can say more
 MAY_HAVE_CHARGED = frozenset(
     {ChargeRequestStatus.SENDING, ChargeRequestStatus.IN_DOUBT, ChargeRequestStatus.CHARGED}
 )
+
+
+@lru_cache(maxsize=4)
+def _client(url: str, api_key: str, connect: float, read: float) -> ProviderClient:
+    return ProviderClient(url, api_key, connect_timeout=connect, read_timeout=read)
+
+
+def provider_client() -> ProviderClient | None:
+    """The one client of this process for the configured provider; None when there is none."""
+    settings = get_settings()
+    if not settings.payment_url:
+        return None
+    return _client(
+        settings.payment_url,
+        settings.payment_api_key,
+        settings.payment_connect_timeout,
+        settings.payment_read_timeout,
+    )
 
 
 class KeyConflict(RuntimeError):

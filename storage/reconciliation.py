@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
-from provider.client import Charge, ProviderClient, ProviderError
+from provider.client import Charge, ProviderError
 from storage.models import (
     ACTIVE_STATUSES,
     SETTLED_STATUSES,
@@ -25,6 +25,7 @@ from storage.models import (
     PaymentProvider,
     utcnow,
 )
+from storage.provider_payments import provider_client
 from storage.settings import get_settings
 
 
@@ -39,21 +40,15 @@ class Listing:
 
 def list_provider_charges() -> Listing | None:
     """Every charge the configured provider holds for an order; None without a provider."""
-    settings = get_settings()
-    if not settings.payment_url:
+    client = provider_client()
+    if client is None:
         return None
     taken_at = utcnow()
     try:
-        with ProviderClient(
-            settings.payment_url,
-            settings.payment_api_key,
-            connect_timeout=settings.payment_connect_timeout,
-            read_timeout=settings.payment_read_timeout,
-        ) as client:
-            charges = [charge for charge in client.charges() if charge.order_id]
+        charges = [charge for charge in client.charges() if charge.order_id]
     except ProviderError as exc:
-        problem = f"cannot reconcile with the payment provider at {settings.payment_url}: {exc}"
-        return Listing(taken_at, problem=problem)
+        problem = f"cannot reconcile with the payment provider at {get_settings().payment_url}"
+        return Listing(taken_at, problem=f"{problem}: {exc}")
     return Listing(taken_at, charges)
 
 

@@ -35,7 +35,7 @@ def process_payment(
     def amount(session: Session) -> int:
         return quantity * operations.unit_price(session, product_id=product_id)
 
-    client = payment_http.provider_client()
+    client = provider_payments.provider_client()
     if client is not None:
         return payment_http.charge(
             client,

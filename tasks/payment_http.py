@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from sqlmodel import Session
 
@@ -29,24 +28,6 @@ from storage.errors import CardDeclined
 from storage.models import ChargeRequest, ChargeRequestStatus
 from storage.settings import get_settings
 from tasks.saga_task import Fence
-
-
-@lru_cache(maxsize=4)
-def _client(url: str, api_key: str, connect: float, read: float) -> ProviderClient:
-    return ProviderClient(url, api_key, connect_timeout=connect, read_timeout=read)
-
-
-def provider_client() -> ProviderClient | None:
-    """The one client of this process for the configured provider; None when there is none."""
-    settings = get_settings()
-    if not settings.payment_url:
-        return None
-    return _client(
-        settings.payment_url,
-        settings.payment_api_key,
-        settings.payment_connect_timeout,
-        settings.payment_read_timeout,
-    )
 
 
 class ProviderNotConfigured(RuntimeError):
@@ -126,7 +107,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     """Refund the charge the provider holds under the request's idempotency key, found by
     asking it; False when it holds none, once a request in doubt cannot still be on its way
     (connect + read timeout after it left)."""
-    client = provider_client()
+    client = provider_payments.provider_client()
     if client is None:
         raise ProviderNotConfigured(
             f"order {order_id} was charged at a payment provider: set FLOWFORGE_PAYMENT_URL"
