@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         default="WARNING", validation_alias="FLOWFORGE_RUN_LOG_LEVEL"
     )
 
+    @field_validator("payment_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """Empty (the embedded provider) or an http(s) URL with a host."""
+        scheme, _, rest = value.partition("://")
+        if value and (scheme not in {"http", "https"} or not rest.strip("/")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/")
+
     @field_validator("retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, value: object) -> object:

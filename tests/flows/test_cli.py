@@ -92,6 +92,12 @@ def test_bad_input_in_a_real_process(db):
             "flowforge: invalid configuration: FLOWFORGE_LEASE_SECONDS",
         ),
         ("flows.reconcile", [], {"CRASH_AT": "paymnet:after"}, "unknown point 'paymnet'"),
+        (
+            "flows.fulfill",
+            GOOD,
+            {"FLOWFORGE_PAYMENT_URL": "localhost:4300"},
+            "'localhost:4300' is not an http:// or https:// URL",
+        ),
         ("flows.cancel", ["some-order"], {"FAIL_AT": "refund:0"}, "needs a positive attempt"),
     ],
 )
