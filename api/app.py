@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Path,
+    Request,
+    Response,
+    status,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -34,8 +44,8 @@ from storage import operations, saga_log, snapshot, telemetry
 from storage.audit import audit
 from storage.cli import IDENTIFIER
 from storage.db import session_scope
-from storage.errors import IdConflict, ProductMismatch, StorageUnavailable
-from storage.models import SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
+from storage.errors import OrderConflict, ProductMismatch, StorageUnavailable
+from storage.models import ORDER_ID, SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
 from storage.views import (
     EngineSnapshot,
     InventoryView,
@@ -106,20 +116,44 @@ def _find(workflow_id: str) -> Order:
 
 @router.post(
     "/orders",
-    responses={status.HTTP_409_CONFLICT: {"description": "workflow_id already exists"}},
+    responses={
+        status.HTTP_409_CONFLICT: {"description": "an id names another order, or other details"},
+    },
 )
-def create_order(body: OrderCreate) -> OrderStarted:
-    """Record the order and return at once: the intake claims it from the database."""
+def create_order(
+    body: OrderCreate,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=ORDER_ID,
+            description="the order id, for clients that send one as a header; the same as "
+            "`order_id` in the body (both may be given if they are equal)",
+        ),
+    ] = None,
+) -> OrderStarted:
+    """Record the order and return at once: the intake claims it from the database. With an
+    `order_id` of the client's choosing (or an `Idempotency-Key` header) the request is safe
+    to retry: the same body answers 200 with the order as it stands, another body 409."""
+    if idempotency_key is not None:
+        if body.order_id not in (None, idempotency_key):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "the Idempotency-Key header and the body's order_id differ",
+            )
+        body = body.model_copy(update={"order_id": idempotency_key})
     try:
-        order_id, _ = record_order(**body.model_dump())
-    except IdConflict as exc:
+        order_id, created = record_order(**body.model_dump())
+    except OrderConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     order = _find(order_id)
+    waiting = order.status == OrderStatus.PENDING
     return OrderStarted(
         workflow_id=order.workflow_id,
         order_id=order_id,
-        status="started",
-        message="order recorded; the intake runs it",
+        status="started" if waiting else order.status,
+        created=created,
+        message=("order recorded" if created else "order already recorded")
+        + ("; the intake runs it" if waiting else f"; it is {order.status}"),
     )
 
 

@@ -30,11 +30,14 @@ class StockReceipt(BaseModel):
 
 
 class OrderStarted(BaseModel):
-    """`started`: the order is recorded (its status is `pending`) and the intake will run it."""
+    """The order is recorded. `status` is `started` while it waits for the intake (this request
+    recorded it, or a retry found it still pending), else where it stands now (a retry of an
+    order that has moved on: `running`, `completed`, ...); `created` is false for a retry."""
 
     workflow_id: str
     order_id: str
-    status: Literal["started"]
+    status: str = Field(examples=["started"])
+    created: bool
     message: str
 
 

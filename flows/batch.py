@@ -35,7 +35,7 @@ from flows.pipeline import Pipeline, run_until_stopped
 from storage import saga_log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
-from storage.errors import IdConflict
+from storage.errors import OrderConflict
 from storage.models import ACTIVE_STATUSES, OrderCreate, OrderStatus
 from storage.settings import get_settings
 
@@ -160,23 +160,19 @@ class FileOrders:
                 **order.model_dump(exclude={"order_id"}), order_id=order_id, lease_owner=self.owner
             )
             self._lines_of[order_id] = number
-            if created or self._still_active(order_id, order):
+            if created or self._still_active(order_id):
                 return order_id
-        except (BadLine, IdConflict) as exc:
+        except (BadLine, OrderConflict) as exc:
             self.report.bad(number, str(exc))
             return None
         self.report.already_settled += 1
         return None
 
     @staticmethod
-    def _still_active(order_id: str, line: OrderCreate) -> bool:
-        """Whether the order recorded before under this id is still in progress; `BadLine`
-        when the line describes it differently (it is not the same order)."""
+    def _still_active(order_id: str) -> bool:
+        """Whether the same order, recorded before under this id, is still in progress."""
         with session_scope(readonly=True) as session:
             known = saga_log.get_order(session, order_id=order_id)
-        fields = ("product_id", "quantity", "customer_id", "payment_method")
-        if any(getattr(known, f) != getattr(line, f) for f in fields):
-            raise BadLine(f"order {order_id} exists already with other details")
         return known.status in ACTIVE_STATUSES
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from flows.outcome import ExitCode
 from flows.prefect_api import PrefectUnavailable
 from storage.cli import OneLineParser, number, whole_number
-from storage.errors import IdConflict, OrderNotFound, StorageUnavailable
+from storage.errors import OrderConflict, OrderNotFound, StorageUnavailable
 from storage.models import MAX_QUANTITY, ORDER_ID
 from tasks.faults import FaultSpecError, validate
 
@@ -57,7 +57,7 @@ def run_command(
     try:
         validate()
         return command(args)
-    except (FaultSpecError, StorageUnavailable, OrderNotFound, IdConflict) as exc:
+    except (FaultSpecError, StorageUnavailable, OrderNotFound, OrderConflict) as exc:
         parser.error(str(exc))
     except PrefectUnavailable as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)

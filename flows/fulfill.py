@@ -25,7 +25,6 @@ from flows.saga import drive_order
 from storage import saga_log, snapshot
 from storage.cli import OneLineParser
 from storage.db import session_scope
-from storage.errors import IdConflict
 from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
 from storage.views import OrderSummary
@@ -66,7 +65,8 @@ def record_order(
 ) -> tuple[str, bool]:
     """Record a pending order (before any run is started), leased to `lease_owner` when it
     will run it at once. Returns (order_id, created): an order recorded before under the same
-    ids is returned; raises `IdConflict` when either id already names a different order."""
+    ids with the same details is returned (a safe retry); raises `OrderConflict` when either
+    id already names a different order, or the order has other details."""
     order_id = order_id or new_order_id()
     workflow_id = workflow_id or f"order-{order_id}"
     with session_scope() as session:
@@ -81,9 +81,6 @@ def record_order(
             lease_owner=lease_owner,
             lease_seconds=get_settings().lease_seconds,
         )
-        if (order.order_id, order.workflow_id) != (order_id, workflow_id):
-            taken = order_id if order_id in (order.order_id, order.workflow_id) else workflow_id
-            raise IdConflict(taken, order.order_id)
         return order.order_id, created
 
 

@@ -2,7 +2,8 @@
 decides who takes one, so several intakes can share a database) and runs each as one
 `fulfill-order` task run inside a rotating `order-intake` flow run. SIGTERM or Ctrl-C drains:
 no new claims, the orders in flight finish, exit 0. A killed intake's orders are finished by
-the sweep. `python -m flows.intake [--concurrency N] [--poll-seconds S]`."""
+any live intake once their lease expires (or by the sweep when none runs).
+`python -m flows.intake [--concurrency N] [--poll-seconds S]`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from flows.cli import bounded_seconds, run_command
 from flows.pipeline import RETRY_SECONDS, Pipeline, run_until_stopped
+from flows.reconcile import mark_crashed
 from storage import saga_log
 from storage.cli import OneLineParser, whole_number
 from storage.db import session_scope
@@ -33,8 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 class ClaimedOrders:
-    """The intake's source: pending orders nobody holds, leased to this intake as it takes
-    them (a read-only peek first, so an idle intake never takes the write lock)."""
+    """The intake's source: orders with work to do that nobody holds (or whose holder's lease
+    expired: a dead intake's orders are taken over), leased to this intake as it takes them
+    (a read-only peek first, so an idle intake never takes the write lock)."""
 
     def __init__(self) -> None:
         self.owner = f"intake:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -45,16 +48,18 @@ class ClaimedOrders:
         retried at the next look: a database restart does not stop the intake)."""
         try:
             with session_scope(readonly=True) as session:
-                if not saga_log.pending_unclaimed(session):
+                if not saga_log.pending_unclaimed(session, owner=self.owner):
                     return []
             with session_scope() as session:
-                return saga_log.claim_pending(
+                claims = saga_log.claim_pending(
                     session, owner=self.owner, limit=limit, lease_seconds=self.lease_seconds
                 )
         except OperationalError as exc:
             logger.warning("database unreachable, looking again in %s s: %s", RETRY_SECONDS, exc)
             time.sleep(RETRY_SECONDS)
             return []
+        mark_crashed([claim.abandoned_run for claim in claims if claim.abandoned_run])
+        return [claim.order_id for claim in claims]
 
     def exhausted(self) -> bool:
         return False

@@ -30,6 +30,7 @@ from flows.outcome import (
     status_of_state,
 )
 from flows.saga import settle_order
+from storage.models import TERMINAL_STATUSES
 from storage.settings import get_settings
 
 ROTATE_ORDERS = 1000
@@ -49,9 +50,12 @@ logger = logging.getLogger(__name__)
 )
 def fulfill_order_task(order_id: str, lease_owner: str) -> State:
     """One order, already leased to `lease_owner`, driven to its end (or, when a cancellation
-    was requested, compensated) as one task run."""
+    was requested, compensated) as one task run. An order another driver holds is left to
+    it; one that another driver settled meanwhile reports how it ended."""
     if settle_order(order_id, lease_owner, task_run_id=str(task_run.get_id())) is None:
-        return handed_over(order_summary(order_id))
+        summary = order_summary(order_id)
+        ended = summary.status in TERMINAL_STATUSES
+        return prefect_state(summary) if ended else handed_over(summary)
     summary = order_summary(order_id)
     publish_artifact(summary)
     return prefect_state(summary)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES, OrderStatus
 
 DEFAULT_STALE_AFTER = 60.0
+logger = logging.getLogger(__name__)
 
 
 def _retry(order_id: str, owner: str) -> Outcome:
@@ -53,7 +55,8 @@ def _retry(order_id: str, owner: str) -> Outcome:
 
 def mark_crashed(task_run_ids: list[str]) -> None:
     """The `fulfill-order` task runs of orders whose intake died stay Running for ever (task
-    runs have no heartbeat): the sweep that takes the orders over marks them Crashed."""
+    runs have no heartbeat): whoever takes the orders over (an intake, the sweep) marks them
+    Crashed. A run Prefect cannot be told about now stays as it is (logged)."""
     if not task_run_ids:
         return
     with get_client(sync_client=True) as client:
@@ -69,7 +72,7 @@ def mark_crashed(task_run_ids: list[str]) -> None:
             except ObjectNotFound:  # the process died before Prefect recorded the run
                 continue
             except PREFECT_ERRORS as exc:  # the others are still marked
-                get_run_logger().warning("could not mark task run %s: %s", task_run_id, exc)
+                logger.warning("could not mark task run %s crashed: %s", task_run_id, exc)
 
 
 def _sweep(stale_after: float) -> dict[str, Any]:

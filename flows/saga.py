@@ -4,17 +4,20 @@ stack in reverse. Holds no SQL: it calls storage functions and tasks."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from prefect import Task
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from storage import saga_log
 from storage.db import session_scope
-from storage.errors import DomainRefusal, LeaseLost
+from storage.errors import DomainRefusal, LeaseLost, StorageUnavailable
 from storage.models import (
     ACTIVE_STATUSES,
     CompensationStatus,
@@ -30,6 +33,9 @@ from tasks.saga_task import with_current_retries
 from tasks.warehouse import revert_warehouse, update_warehouse, warehouse_key
 
 CANCELLED_REASON = "cancelled by request"
+logger = logging.getLogger(__name__)
+# settled orders that a requested cancellation still unwinds
+UNWOUND_ON_CANCEL = frozenset({OrderStatus.COMPLETED, OrderStatus.NEEDS_ATTENTION})
 
 
 def stock_args(order: Order) -> dict[str, Any]:
@@ -245,16 +251,48 @@ class SagaRun:
             )
 
 
+@contextmanager
+def lease_kept(order_id: str, owner: str, lease_seconds: float) -> Iterator[None]:
+    """Renew our lease every third of its length while we drive the order, so a slow step
+    (a payment provider's answer, a retry's back-off, a slow Prefect server) never lets it
+    lapse while this process lives; once the process dies, renewals stop and the lease
+    expires within `lease_seconds`. A renewal the database cannot take now is tried again;
+    one that finds the lease taken over stops (our next fenced write raises `LeaseLost`)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease_seconds / 3):
+            try:
+                with session_scope() as session:
+                    if not saga_log.renew_lease(
+                        session, order_id=order_id, owner=owner, lease_seconds=lease_seconds
+                    ):
+                        return
+            except (SQLAlchemyError, StorageUnavailable) as exc:
+                logger.warning("lease of order %s not renewed: %s", order_id, exc)
+
+    keeper = threading.Thread(target=renew, name=f"lease-{order_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+
+
 def drive_order(
     order_id: str,
     owner: str,
     *,
     statuses: frozenset[str] | None = None,
+    cancel_requested: bool | None = None,
     before: dict[str, Any] | None = None,
 ) -> str | None:
     """Take the order's lease and drive it to a terminal status; None when another process
-    holds it. `statuses` widens which orders may be taken (e.g. `needs_attention` for a
-    retry), `before` are fields set once the lease is ours (e.g. `status="compensating"`, or
+    holds it (or it no longer qualifies). `statuses` widens which orders may be taken (e.g.
+    `needs_attention` for a retry) and `cancel_requested` narrows them (only a cancelled
+    order may be unwound once it completed), both checked in the statement that takes the
+    lease; `before` are fields set once the lease is ours (e.g. `status="compensating"`, or
     the Prefect run that drives it)."""
     settings = get_settings()
     with session_scope() as session:
@@ -264,13 +302,15 @@ def drive_order(
             owner=owner,
             lease_seconds=settings.lease_seconds,
             statuses=statuses,
+            cancel_requested=cancel_requested,
         ):
             return None
         if before:
             saga_log.update_order(session, order_id=order_id, **before)
     run = SagaRun(order_id, owner)
     try:
-        return run.drive()
+        with lease_kept(order_id, owner, settings.lease_seconds):
+            return run.drive()
     except LeaseLost:
         return None
     finally:
@@ -281,13 +321,22 @@ def drive_order(
 def settle_order(order_id: str, owner: str, **fields: Any) -> str | None:
     """Drive the order to its end from wherever it stands: forward or unwinding when in
     progress; fully compensated when it is completed (or needs attention) and a cancellation
-    was requested. None when another process holds it. `fields` are set once it is ours."""
+    was requested — never otherwise, however stale the caller's view of it. None when
+    another process holds it or it needs nothing. `fields` are set once it is ours."""
     with session_scope() as session:
         order = saga_log.get_order(session, order_id=order_id)
     if order.status in ACTIVE_STATUSES:
         return drive_order(order_id, owner, before=fields)
-    # unwind whatever is on the rollback stack
+    if order.status not in UNWOUND_ON_CANCEL:
+        return None
+    # unwind whatever is on the rollback stack, only if (still) asked to
     undo = {"status": OrderStatus.COMPENSATING, **fields}
     if order.status == OrderStatus.COMPLETED:
         undo["failure_reason"] = CANCELLED_REASON
-    return drive_order(order_id, owner, statuses=frozenset({order.status}), before=undo)
+    return drive_order(
+        order_id,
+        owner,
+        statuses=frozenset({order.status}),
+        cancel_requested=True,
+        before=undo,
+    )

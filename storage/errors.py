@@ -32,9 +32,24 @@ class ProductMismatch(ValueError):
         )
 
 
-class IdConflict(ValueError):
+class OrderConflict(ValueError):
+    """A new order that clashes with a recorded one: refused, nothing recorded."""
+
+
+class IdConflict(OrderConflict):
     def __init__(self, requested: str, owner: str) -> None:
         super().__init__(f"id {requested!r} is already used by order {owner!r}")
+
+
+class OrderDiffers(OrderConflict):
+    """The order id is recorded already, with other details: not a retry of that order."""
+
+    def __init__(self, order_id: str, differences: dict[str, tuple[object, object]]) -> None:
+        details = ", ".join(
+            f"{field} {recorded!r}, not {given!r}"
+            for field, (recorded, given) in differences.items()
+        )
+        super().__init__(f"order {order_id!r} exists already with other details: {details}")
 
 
 class OrderNotFound(LookupError):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage.db import insert_once, session_scope
-from storage.errors import LeaseLost, OrderNotFound
+from storage.errors import IdConflict, LeaseLost, OrderDiffers, OrderNotFound
 from storage.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -25,6 +25,8 @@ from storage.models import (
     StepStatus,
     utcnow,
 )
+
+ORDER_DETAILS = ("product_id", "quantity", "customer_id", "payment_method")
 
 
 def create_order(
@@ -40,11 +42,9 @@ def create_order(
     lease_seconds: float = 0,
 ) -> tuple[Order, bool]:
     """Record a pending order, leased to `lease_owner` when given (so no intake claims it
-    before its recorder runs it). Returns (order, created); an existing id is returned
-    unchanged."""
-    existing = _order_with_either_id(session, order_id, workflow_id)
-    if existing is not None:
-        return existing, False
+    before its recorder runs it). Returns (order, created): an order recorded before under
+    the same ids and with the same details is returned unchanged (a safe retry); `IdConflict`
+    when either id names another order, `OrderDiffers` when the details differ."""
     product = session.get(Product, product_id)
     order = Order(
         lease_owner=lease_owner,
@@ -57,9 +57,21 @@ def create_order(
         payment_method=payment_method,
         amount=quantity * product.unit_price if product else 0,
     )
-    if insert_once(session, order):
+    existing = _order_with_either_id(session, order_id, workflow_id)
+    if existing is None and insert_once(session, order):
         return order, True
-    return _order_with_either_id(session, order_id, workflow_id), False  # a concurrent insert won
+    existing = existing or _order_with_either_id(session, order_id, workflow_id)  # raced
+    if (existing.order_id, existing.workflow_id) != (order_id, workflow_id):
+        taken = order_id if order_id in (existing.order_id, existing.workflow_id) else workflow_id
+        raise IdConflict(taken, existing.order_id)
+    differences = {
+        field: (getattr(existing, field), getattr(order, field))
+        for field in ORDER_DETAILS
+        if getattr(existing, field) != getattr(order, field)
+    }
+    if differences:
+        raise OrderDiffers(order_id, differences)
+    return existing, False
 
 
 def _order_with_either_id(session: Session, order_id: str, workflow_id: str) -> Order | None:
@@ -98,18 +110,23 @@ def acquire_lease(
     owner: str,
     lease_seconds: float,
     statuses: frozenset[str] | None = None,
+    cancel_requested: bool | None = None,
 ) -> bool:
     """Take the order's lease if it is free, already ours, or expired (a conditional update).
 
-    Only orders in `statuses` (default: every non-terminal status) can be leased.
+    Only orders in `statuses` (default: every non-terminal status) can be leased, and, when
+    `cancel_requested` is given, only orders whose cancel flag has that value: the condition
+    and the lease are one statement, so no other driver can change the order in between.
     """
     now = utcnow()
     allowed = statuses or ACTIVE_STATUSES
+    flag = [] if cancel_requested is None else [col(Order.cancel_requested) == cancel_requested]
     result = session.execute(
         update(Order)
         .where(
             col(Order.order_id) == order_id,
             col(Order.status).in_(sorted(allowed)),
+            *flag,
             or_(
                 col(Order.lease_owner).is_(None),
                 col(Order.lease_owner) == owner,
@@ -125,32 +142,47 @@ def acquire_lease(
     return result.rowcount == 1
 
 
-def _unclaimed(now: datetime) -> ColumnElement[bool]:
-    """Orders with work to do that nobody holds: the intake's queue. Recorded orders (also
-    when a claim lapsed before they started), orders whose driver let go mid-way (a retry
-    reopened its compensations), and completed orders with a cancellation to carry out."""
-    free = col(Order.lease_owner).is_(None)
-    return or_(
-        and_(
-            col(Order.status) == OrderStatus.PENDING,
-            or_(free, col(Order.lease_expires_at) < now),
+def _unclaimed(now: datetime, owner: str | None = None) -> ColumnElement[bool]:
+    """Orders with work to do that nobody holds, or whose holder's lease expired (it died,
+    or is so slow that it is fenced out): the intake's queue. Recorded orders, orders in
+    progress (their driver died or let go mid-way, or a retry reopened their compensations),
+    and completed orders with a cancellation to carry out. An expired lease of `owner`
+    itself is not taken again: one of its own threads may still be driving the order."""
+    expired = col(Order.lease_expires_at) < now
+    if owner is not None:
+        expired = and_(expired, col(Order.lease_owner) != owner)
+    takeable = or_(col(Order.lease_owner).is_(None), expired)
+    return and_(
+        takeable,
+        or_(
+            col(Order.status).in_(
+                [OrderStatus.PENDING, OrderStatus.RUNNING, OrderStatus.COMPENSATING]
+            ),
+            and_(col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested)),
         ),
-        and_(col(Order.status).in_([OrderStatus.RUNNING, OrderStatus.COMPENSATING]), free),
-        and_(col(Order.status) == OrderStatus.COMPLETED, col(Order.cancel_requested), free),
     )
 
 
-def pending_unclaimed(session: Session) -> bool:
+def pending_unclaimed(session: Session, *, owner: str | None = None) -> bool:
     """Whether any order waits for an intake (a cheap read before claiming)."""
-    query = select(Order.order_id).where(_unclaimed(utcnow())).limit(1)
+    query = select(Order.order_id).where(_unclaimed(utcnow(), owner)).limit(1)
     return session.exec(query).first() is not None
 
 
-def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: float) -> list[str]:
+class Claim(NamedTuple):
+    """An order an intake claimed; `abandoned_run` is the Prefect task run of the driver it
+    took the order over from (when the order was in progress), to be marked crashed."""
+
+    order_id: str
+    abandoned_run: str | None
+
+
+def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
     """Lease up to `limit` orders of the intake's queue, oldest first, to `owner`. One
-    transaction, so two intakes never claim the same order (SKIP LOCKED on PostgreSQL)."""
+    transaction, so two intakes never claim the same order (SKIP LOCKED on PostgreSQL); an
+    order whose lease expired is taken over, and its old holder can no longer write."""
     now = utcnow()
-    claimable = _unclaimed(now)
+    claimable = _unclaimed(now, owner)
     candidates = list(
         session.exec(
             select(Order.order_id)
@@ -170,10 +202,11 @@ def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: fl
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(col(Order.order_id))
+        .returning(col(Order.order_id), col(Order.status), col(Order.task_run_id))
     )
-    taken = set(claimed.scalars())
-    return [order_id for order_id in candidates if order_id in taken]
+    in_progress = {OrderStatus.RUNNING, OrderStatus.COMPENSATING}
+    taken = {order_id: run if status in in_progress else None for order_id, status, run in claimed}
+    return [Claim(order_id, taken[order_id]) for order_id in candidates if order_id in taken]
 
 
 def renew_lease(session: Session, *, order_id: str, owner: str, lease_seconds: float) -> bool:

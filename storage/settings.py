@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         validation_alias="FLOWFORGE_RETRY_DELAYS",
     )
     lease_seconds: float = Field(
-        default=30.0, gt=0, le=3600, allow_inf_nan=False, validation_alias="FLOWFORGE_LEASE_SECONDS"
+        default=10.0, gt=0, le=3600, allow_inf_nan=False, validation_alias="FLOWFORGE_LEASE_SECONDS"
     )
     # The service (api/, deployments/): see docs/service.md.
     prefect_home: str = Field(
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         le=300,
         allow_inf_nan=False,
         validation_alias="FLOWFORGE_PAYMENT_READ_TIMEOUT",
+    )
+    payment_outage_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        allow_inf_nan=False,
+        validation_alias="FLOWFORGE_PAYMENT_OUTAGE_SECONDS",
     )
     run_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="WARNING", validation_alias="FLOWFORGE_RUN_LOG_LEVEL"

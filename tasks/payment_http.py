@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -29,6 +30,9 @@ from storage.models import ChargeRequest, ChargeRequestStatus
 from storage.settings import get_settings
 from tasks.saga_task import Fence
 
+T = TypeVar("T")
+OUTAGE_FIRST_DELAY, OUTAGE_MAX_DELAY = 0.25, 2.0
+
 
 class ProviderNotConfigured(RuntimeError):
     """A charge went to a payment provider, and this process has none configured."""
@@ -37,6 +41,29 @@ class ProviderNotConfigured(RuntimeError):
 class ChargeMismatch(Rejected):
     """The provider's charge under our key is not this order's: never retried, never refunded
     by us; a person must look."""
+
+
+class ChargeMissing(Rejected):
+    """The provider holds no charge under our key although it answered us with one (it lost
+    its records?): nothing can be refunded, and nothing may be called undone; a person must
+    look."""
+
+
+def outlasting_outage(call: Callable[[], T]) -> T:
+    """`call()`, tried again while the provider is unreachable — nothing was sent, so nothing
+    can have happened — for up to `FLOWFORGE_PAYMENT_OUTAGE_SECONDS` (a provider's restart),
+    backing off from 0.25 s to 2 s; then the step's own retries take over. The order's
+    driver keeps its lease meanwhile."""
+    deadline = time.monotonic() + get_settings().payment_outage_seconds
+    delay = OUTAGE_FIRST_DELAY
+    while True:
+        try:
+            return call()
+        except Unreachable:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, OUTAGE_MAX_DELAY)
 
 
 def _outcome(error: ProviderError) -> ChargeRequestStatus:
@@ -66,12 +93,14 @@ def charge(
             session, order_id=order_id, idempotency_key=idempotency_key, amount=amount
         )
     try:
-        result = client.charge(
-            idempotency_key=idempotency_key,
-            amount=amount,
-            payment_method=payment_method,
-            order_id=order_id,
-            customer=customer_id,
+        result = outlasting_outage(
+            lambda: client.charge(
+                idempotency_key=idempotency_key,
+                amount=amount,
+                payment_method=payment_method,
+                order_id=order_id,
+                customer=customer_id,
+            )
         )
     except ProviderError as exc:
         with fence() as session:
@@ -106,18 +135,25 @@ def charge(
 def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     """Refund the charge the provider holds under the request's idempotency key, found by
     asking it; False when it holds none, once a request in doubt cannot still be on its way
-    (connect + read timeout after it left)."""
+    (connect + read timeout after it left). `ChargeMissing` when it holds none although it
+    answered this request with a charge."""
     client = provider_payments.provider_client()
     if client is None:
         raise ProviderNotConfigured(
             f"order {order_id} was charged at a payment provider: set FLOWFORGE_PAYMENT_URL"
         )
-    found = client.find_charge(request.idempotency_key)
+    found = outlasting_outage(lambda: client.find_charge(request.idempotency_key))
     settings = get_settings()
     window = settings.payment_connect_timeout + settings.payment_read_timeout
     if found is None and (wait := provider_payments.in_flight_for(request, within=window)):
         time.sleep(wait)  # a request in doubt may still be on its way: give it its time
-        found = client.find_charge(request.idempotency_key)
+        found = outlasting_outage(lambda: client.find_charge(request.idempotency_key))
+    if found is None and request.status == ChargeRequestStatus.CHARGED:
+        raise ChargeMissing(
+            f"the provider holds no charge under {request.idempotency_key}, although it "
+            f"answered it with charge {request.charge_id}: not refunded (did the provider "
+            "lose its records?)"
+        )
     if found is None:
         return False
     if not _belongs(found, order_id=order_id, amount=request.amount):
@@ -125,7 +161,9 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     refunded = not found.refunded
     if refunded:
         try:
-            client.refund(charge_id=found.id, idempotency_key=f"{order_id}:refund")
+            outlasting_outage(
+                lambda: client.refund(charge_id=found.id, idempotency_key=f"{order_id}:refund")
+            )
         except AlreadyRefunded:
             refunded = False
     with fence() as session:

@@ -15,6 +15,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="flowforge-prefect
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["FLOWFORGE_RETRY_DELAYS"] = "0"
+os.environ["FLOWFORGE_PAYMENT_OUTAGE_SECONDS"] = "0"  # the tests of that budget set their own
 os.environ.pop("FAIL_AT", None)
 os.environ.pop("CRASH_AT", None)
 os.environ.pop("DATABASE_URL", None)

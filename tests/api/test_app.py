@@ -163,9 +163,8 @@ def test_retry_reopens_a_needs_attention_order_once(client):
         ("compensating", False),
     ]
     with session_scope() as session:  # queued for the intake: nobody holds it
-        assert saga_log.claim_pending(session, owner="intake", limit=5, lease_seconds=30) == [
-            order_id
-        ]
+        claims = saga_log.claim_pending(session, owner="intake", limit=5, lease_seconds=30)
+    assert [claim.order_id for claim in claims] == [order_id]
 
 
 def test_workflow_id_may_not_reuse_another_orders_id(client):

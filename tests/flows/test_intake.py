@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -150,32 +151,91 @@ def test_intake_killed_mid_burst_then_swept(prefect_server, tmp_path):
 
 
 @pytest.mark.usefixtures("db")
-def test_sweep_marks_crashed_past_a_task_run_prefect_never_recorded(prefect_server, tmp_path):
+def test_takeover_and_sweep_mark_crashed_past_a_task_run_prefect_never_recorded(
+    prefect_server, tmp_path
+):
     """An intake killed within its first second leaves a task run id Prefect never heard of
-    (its events died with it); the sweep must still mark the others' task runs Crashed."""
+    (its events died with it): the intake that takes the order over, and later the sweep,
+    must still mark the other task runs Crashed."""
     (early,) = record_orders("early", 1)
     env = {"FLOWFORGE_LEASE_SECONDS": str(LEASE), "FLOWFORGE_INTAKE_CONCURRENCY": "1"}
     first = intake(prefect_server, tmp_path / "first", CRASH_AT="inventory:before", **env)
     wait_until(lambda: first.process.poll() is not None, "the first intake to crash", 60)
     stop([first])
     assert first.process.returncode == -signal.SIGKILL
+    never_recorded = orders_by_id()[early].task_run_id
+    assert never_recorded and not known_running([never_recorded])
     late = record_orders("late", 2)
-    # its first order keeps failing its charge (every 0.5 s) until it is killed
-    stuck = SLOW | {"FAIL_AT": "payment:20", "FLOWFORGE_STEP_RETRIES": "20"}
+    # the late orders keep failing their charge (every 0.5 s) until the intake is killed
+    stuck = SLOW | {"FAIL_AT": "payment:20@late-*", "FLOWFORGE_STEP_RETRIES": "20"}
     second = intake(prefect_server, tmp_path / "second", **env | stuck)
-    try:
-        wait_until(lambda: known_running(list(in_flight().values())[1:]), "Prefect to see it")
+    try:  # it takes the dead intake's order over (oldest first), then gets stuck
+        wait_until(lambda: order_summary(early).status == "completed", "the takeover")
+        wait_until(lambda: known_running(list(in_flight().values())), "Prefect to see it")
     finally:
         kill(second)
     orphans = in_flight()
-    assert list(orphans) == [early, late[0]]
-    assert not known_running([orphans[early]])  # the first intake's events never arrived
+    assert list(orphans) == [late[0]]
     time.sleep(LEASE)
 
     report = sweep(prefect_server)
-    assert report["orders"] == {"completed": [early, *late]}, report
+    assert report["orders"] == {"completed": late}, report
     assert task_run_state(orphans[late[0]], prefect_server, timeout=5) == ("CRASHED", "Crashed")
     assert_audit_clean()
+
+
+@pytest.mark.usefixtures("database")
+def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_path):
+    """Two intakes share a burst; one is killed with orders in flight. The other finishes
+    them within about one lease of the kill, with no sweep: each order once, audit clean."""
+    lease = 3.0
+    env = {"FLOWFORGE_LEASE_SECONDS": str(lease), "FLOWFORGE_INTAKE_CONCURRENCY": "4"}
+    dying = intake(prefect_server, tmp_path / "dying", **env | SLOW)
+    survivor = intake(prefect_server, tmp_path / "survivor", **env | SLOW)
+    try:
+        order_ids = record_orders("burst", 40)  # SKU-003: 50 in stock
+        wait_until(lambda: _driven_by(dying) >= 2, "the doomed intake to be driving orders")
+        kill(dying)
+        killed_at = time.monotonic()
+        orphans = in_flight_of(_owner_prefix(dying))
+        assert orphans, "the kill found no order in flight"
+        wait_until(lambda: all_terminal(list(orphans)), "the survivor to take them over", 60)
+        settled_after = time.monotonic() - killed_at
+        wait_until(lambda: all_terminal(order_ids), "the survivor to finish everything", 120)
+    finally:
+        stop([survivor])
+    # the last orphan settled within about a lease of the kill (the sweep would wait 60 s)
+    assert settled_after < lease + 5, settled_after
+    for oid in order_ids:
+        summary = order_summary(oid)
+        assert summary.status == "completed", summary
+        assert summary.compensations == []
+    assert_side_effects_once(set(order_ids))
+    payments = [p["order_id"] for p in engine_state()["payments"]]
+    assert sorted(payments) == sorted(order_ids)  # one charge per order, nobody twice
+    assert_audit_clean()
+    for oid, task_run_id in orphans.items():  # the survivor marked every run Prefect knew
+        state = task_run_state(task_run_id, prefect_server, timeout=0)
+        assert state in {("CRASHED", "Crashed"), ("", "")}, (oid, state)
+
+
+def _owner_prefix(child: Child) -> str:
+    return f"intake:{socket.gethostname()}:{child.process.pid}:"
+
+
+def in_flight_of(owner_prefix: str) -> dict[str, str]:
+    """{order id: task run id} of the orders in progress under a lease of `owner_prefix`."""
+    return {
+        oid: row.task_run_id
+        for oid, row in orders_by_id().items()
+        if row.status in ACTIVE_STATUSES
+        and row.task_run_id
+        and (row.lease_owner or "").startswith(owner_prefix)
+    }
+
+
+def _driven_by(child: Child) -> int:
+    return len(in_flight_of(_owner_prefix(child)))
 
 
 @pytest.mark.usefixtures("db")
@@ -246,20 +306,26 @@ def claim_all(owner: str, start: threading.Barrier, claimed: list[str]) -> None:
             batch = saga_log.claim_pending(session, owner=owner, limit=2, lease_seconds=30)
         if not batch:
             return
-        claimed.extend(batch)
+        claimed.extend(claim.order_id for claim in batch)
 
 
 @pytest.mark.usefixtures("db")
 def test_claim_pending_gives_each_order_to_one_owner():
     free = record_orders("free", 16)
-    held, expired, running, done = (record_orders(name, 1)[0] for name in "hxrd")
+    held, expired, running, done, mine = (record_orders(name, 1)[0] for name in "hxrdm")
     past, future = utcnow() - timedelta(seconds=1), utcnow() + timedelta(seconds=30)
     with session_scope() as session:
         for order_id, values in {
             held: {"lease_owner": "other", "lease_expires_at": future},
             expired: {"lease_owner": "dead", "lease_expires_at": past},
-            running: {"status": "running", "lease_owner": "dead", "lease_expires_at": past},
+            running: {
+                "status": "running",
+                "lease_owner": "dead",
+                "lease_expires_at": past,
+                "task_run_id": "run-of-dead",
+            },
             done: {"status": "failed"},
+            mine: {"status": "running", "lease_owner": "a", "lease_expires_at": past},
         }.items():
             saga_log.update_order(session, order_id=order_id, **values)
 
@@ -275,10 +341,38 @@ def test_claim_pending_gives_each_order_to_one_owner():
         thread.join(60)
 
     taken = claims["a"] + claims["b"]
-    assert sorted(taken) == sorted([*free, expired])  # each claimable order exactly once
+    # each claimable order exactly once: an expired lease is taken over, in progress or not,
+    # except by its own holder (one of its threads may still drive it)
+    assert sorted(taken) == sorted([*free, expired, running, mine])
+    assert mine in claims["b"]
     rows = orders_by_id()
     for owner, claimed in claims.items():
         assert {rows[oid].lease_owner for oid in claimed} <= {owner}
     assert rows[held].lease_owner == "other"
     with session_scope() as session:  # every lease is live now: nothing more to take
         assert saga_log.claim_pending(session, owner="c", limit=100, lease_seconds=30) == []
+
+
+@pytest.mark.usefixtures("db")
+def test_a_claim_names_the_run_it_takes_an_order_over_from():
+    pending, running, reopened = (record_orders(name, 1)[0] for name in ("p", "r", "o"))
+    past = utcnow() - timedelta(seconds=1)
+    with session_scope() as session:
+        saga_log.update_order(
+            session,
+            order_id=running,
+            status="running",
+            lease_owner="dead",
+            lease_expires_at=past,
+            task_run_id="run-of-dead",
+        )
+        saga_log.update_order(session, order_id=pending, task_run_id="never-ran")
+        saga_log.update_order(
+            session, order_id=reopened, status="compensating", task_run_id="finished-run"
+        )
+        claims = saga_log.claim_pending(session, owner="live", limit=10, lease_seconds=30)
+    assert {claim.order_id: claim.abandoned_run for claim in claims} == {
+        pending: None,
+        running: "run-of-dead",
+        reopened: "finished-run",  # marking skips a run that already ended
+    }
