@@ -20,6 +20,7 @@ from flows.outcome import run_locally
 from flows.prefect_api import free_port
 from flows.reconcile import reconcile
 from provider.client import ProviderClient
+from storage import saga_log
 from storage.audit import audit
 from storage.db import session_scope
 from storage.models import ChargeRequest, SagaEvent, utcnow
@@ -447,3 +448,74 @@ def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
     assert "ProviderNotConfigured" in summary.failure_reason
     assert "set FLOWFORGE_PAYMENT_URL" in summary.failure_reason
     assert engine_state()["payments"] == []
+
+
+@sqlite_only
+def test_an_outage_within_the_budget_loses_no_sale(
+    prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The provider is down (restarting) when the charge leaves and for two seconds more: no
+    step retry is left, yet the attempt keeps knocking — nothing was sent — and charges once."""
+    port = free_port()
+    use_provider(monkeypatch, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("FLOWFORGE_STEP_RETRIES", "0")
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_OUTAGE_SECONDS", "30")
+    get_settings.cache_clear()
+    results = []
+    order = threading.Thread(target=lambda: results.append(place(order_id="outlasts")))
+    order.start()
+    wait_for(lambda: charge_request("outlasts") is not None)
+    time.sleep(2)
+    with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
+        order.join(timeout=60)
+        [summary] = results
+        assert summary.status == "completed"
+        assert attempts_of(summary, "process_payment") == [("started", 1), ("completed", 1)]
+        assert charges_at(running, "outlasts") == [("succeeded", 2000)]
+        assert charge_request("outlasts").status == "charged"
+        assert_audit_clean()
+
+
+@sqlite_only
+def test_a_refund_that_finds_the_providers_records_gone_needs_attention(
+    prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The provider answered the charge, then lost its books (restarted on an empty database).
+    A cancel cannot refund anything and must not call the order undone."""
+    port = free_port()
+    use_provider(monkeypatch, f"http://127.0.0.1:{port}")
+    with running_provider(tmp_path / "before.sqlite3", port=port):
+        assert place(order_id="forgotten").status == "completed"
+    with running_provider(tmp_path / "empty.sqlite3", port=port):
+        summary = cancel("forgotten").summary
+
+    assert summary.status == "needs_attention"
+    assert "ChargeMissing" in summary.failure_reason, summary.failure_reason
+    assert summary.compensations == ["revert_warehouse", "release_inventory"]  # not the refund
+    [payment] = engine_state()["payments"]
+    assert payment["status"] == "charged"  # what FlowForge knows: nobody says it was refunded
+
+
+@sqlite_only
+def test_a_slow_answer_keeps_the_lease(provider, prefect_server, monkeypatch: pytest.MonkeyPatch):
+    """The charge's answer takes three leases' time: the order's driver renews its lease
+    meanwhile, so no intake may take the order over, and it completes once."""
+    monkeypatch.setenv("FLOWFORGE_LEASE_SECONDS", "1")
+    get_settings.cache_clear()
+    set_faults(provider, {"kind": "slow", "on": "charges", "times": 1}, slow_seconds=3.0)
+    results = []
+    order = threading.Thread(target=lambda: results.append(place(order_id="slow-answer")))
+    order.start()
+    wait_for(lambda: charge_request("slow-answer") is not None)
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            taken = saga_log.claim_pending(session, owner="rival", limit=5, lease_seconds=30)
+        assert taken == [], "the order's lease lapsed while its driver waited"
+        time.sleep(0.1)
+    order.join(timeout=60)
+    [summary] = results
+    assert summary.status == "completed"
+    assert attempts_of(summary, "process_payment") == [("started", 1), ("completed", 1)]
+    assert charges_at(provider, "slow-answer") == [("succeeded", 2000)]
+    assert_audit_clean()
