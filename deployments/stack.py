@@ -61,6 +61,8 @@ class Child:
     started_at: float = field(default_factory=time.time)
     ready: Callable[[Child], bool] | None = None
     crashes: list[float] = field(default_factory=list)
+    restart_at: float | None = None  # monotonic: when this crashed child starts again
+    waiting_since: float | None = None  # monotonic: restarted then, not serving yet
 
 
 def descendants(pid: int) -> set[int]:
@@ -111,14 +113,6 @@ def bring_up(
     return child
 
 
-def restart(child: Child) -> None:
-    """Start a crashed child again (what it started is stopped first) and wait until ready."""
-    stop([child])
-    child.process, child.started_at = _spawn(child.argv, child.env), time.time()
-    if child.ready is not None:
-        wait_for(child, lambda: child.ready(child), child.name)
-
-
 def wait_ready(child: Child, check_url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     """Poll `check_url` until it answers 200; fail if the child dies or time runs out."""
     wait_for(child, lambda: answers(check_url), check_url, timeout)
@@ -152,20 +146,24 @@ def wait_for(
     raise RuntimeError(f"{child.name} not ready after {timeout:.0f} s ({what})")
 
 
+def signal_group(child: Child, signum: signal.Signals) -> None:
+    """Send `signum` to the child's process group (if anything of it is left)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.process.pid, signum)
+
+
 def stop(children: list[Child]) -> None:
     """SIGTERM every child's process group, newest first; SIGKILL whatever outlives the wait."""
     for child in reversed(children):
         group = child.process.pid
         doomed = descendants(group) | {group}
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
+        signal_group(child, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(STOP_TIMEOUT_SECONDS)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while alive(doomed) and time.monotonic() < deadline:
             time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
+        signal_group(child, signal.SIGKILL)
         for pid in alive(doomed):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -202,21 +200,29 @@ def starts_provider(args: argparse.Namespace) -> bool:
     return not (args.embedded_payments or get_settings().payment_url)
 
 
+def provider_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The payment provider's command line and environment; its API key is in the environment
+    only (every local user can read a command line)."""
+    argv = [sys.executable, "-m", "provider", "--port", str(args.payment_port)]
+    argv += ["--db", str(args.payment_db)]
+    return argv, child_env("") | {"PROVIDER_API_KEY": get_settings().payment_api_key}
+
+
 def launch_provider(args: argparse.Namespace, children: list[Child]) -> dict[str, str]:
-    """Start the payment provider (see docs/payments.md); the variables that point the other
-    parts at it."""
+    """Start the payment provider (see docs/payments.md), creating its database if there is
+    none; the variables that point the other parts at it."""
     url = f"http://127.0.0.1:{args.payment_port}"
-    api_key = get_settings().payment_api_key
-    bring_up(
+    argv, env = provider_command(args)
+    child = bring_up(
         children,
         "payment provider",
         url,
-        [sys.executable, "-m", "provider", "--port", str(args.payment_port)]
-        + ["--db", str(args.payment_db), "--api-key", api_key],
-        child_env(""),
+        [*argv, "--create"],
+        env,
         lambda _child: answers(f"{url}/health"),
     )
-    return {"FLOWFORGE_PAYMENT_URL": url, "FLOWFORGE_PAYMENT_API_KEY": api_key}
+    child.argv = argv  # a restart must not replace a database removed meanwhile by an empty one
+    return {"FLOWFORGE_PAYMENT_URL": url, "FLOWFORGE_PAYMENT_API_KEY": env["PROVIDER_API_KEY"]}
 
 
 def launch(args: argparse.Namespace, children: list[Child]) -> None:
@@ -291,30 +297,57 @@ def supervise(children: list[Child]) -> int:
     """Keep every part serving until a signal arrives (0): a child that exits is restarted
     after a growing pause while the others go on (orders are still recorded and wait); one
     that crashes more than `MAX_CRASHES` times within `CRASH_WINDOW_SECONDS` ends the stack
-    (1)."""
+    (1). Each child has its own pause and readiness wait: the loop never waits on one."""
     while True:
         for child in children:
-            if child.process.poll() is None:
-                continue
-            code, now = child.process.returncode, time.monotonic()
-            child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW_SECONDS] + [now]
-            if len(child.crashes) > MAX_CRASHES:
-                print(
-                    f"{child.name} exited with code {code}, {len(child.crashes)} times in "
-                    f"{CRASH_WINDOW_SECONDS:.0f} s: giving up",
-                    flush=True,
-                )
+            if not look_after(child):
                 return 1
-            pause = BACKOFF_SECONDS[min(len(child.crashes), len(BACKOFF_SECONDS)) - 1]
-            print(f"{child.name} exited with code {code}; restarting in {pause:g} s", flush=True)
-            time.sleep(pause)
-            try:
-                restart(child)
-            except RuntimeError as exc:  # seen again on the next round, counted as a crash
-                print(f"{child.name} did not come back: {exc}", flush=True)
-            else:
-                print(f"{child.name} is serving again", flush=True)
-        time.sleep(0.5)
+        time.sleep(0.3)
+
+
+def look_after(child: Child) -> bool:
+    """One look at a child, without waiting for it: start it again when its pause is over, tell
+    when it serves again, count a crash when it exits or is not ready in time. False once it
+    crashed too often."""
+    now = time.monotonic()
+    if child.restart_at is not None:
+        if now >= child.restart_at:
+            signal_group(child, signal.SIGKILL)  # what the crashed one left behind
+            child.process, child.started_at = _spawn(child.argv, child.env), time.time()
+            child.restart_at, child.waiting_since = None, now
+        return True
+    if child.process.poll() is not None:
+        return crashed(child, f"exited with code {child.process.returncode}")
+    if child.waiting_since is None:
+        return True
+    if child.ready is None or child.ready(child):
+        child.waiting_since = None
+        print(f"{child.name} is serving again", flush=True)
+    elif now - child.waiting_since > READY_TIMEOUT_SECONDS:
+        signal_group(child, signal.SIGKILL)  # it hangs: nothing to stop gracefully
+        child.process.wait()
+        return crashed(child, f"not ready after {READY_TIMEOUT_SECONDS:.0f} s")
+    return True
+
+
+def crashed(child: Child, what: str) -> bool:
+    """Count a crash and schedule the restart after the back-off (False: too many crashes);
+    what the child left running gets the pause to exit on SIGTERM."""
+    now = time.monotonic()
+    child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW_SECONDS] + [now]
+    child.waiting_since = None
+    if len(child.crashes) > MAX_CRASHES:
+        print(
+            f"{child.name} {what}, {len(child.crashes)} times in "
+            f"{CRASH_WINDOW_SECONDS:.0f} s: giving up",
+            flush=True,
+        )
+        return False
+    pause = BACKOFF_SECONDS[min(len(child.crashes), len(BACKOFF_SECONDS)) - 1]
+    signal_group(child, signal.SIGTERM)
+    child.restart_at = now + pause
+    print(f"{child.name} {what}; restarting in {pause:g} s", flush=True)
+    return True
 
 
 def _raise_stop(signum: int, _frame: object) -> None:

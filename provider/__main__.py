@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from provider.app import create_app
 from provider.errors import describe_validation
 from provider.faults import FaultConfig
+from provider.store import DatabaseUnavailable
 
 DEFAULT_API_KEY = "sk_test_flowforge"
 
@@ -40,18 +41,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=port, default=4300)
     parser.add_argument("--db", type=Path, default=Path(".flowforge/provider.sqlite3"))
-    parser.add_argument("--api-key", default=os.environ.get("PROVIDER_API_KEY") or DEFAULT_API_KEY)
+    parser.add_argument(
+        "--create", action="store_true", help="create the database file if it does not exist"
+    )
+    parser.add_argument(
+        "--api-key",
+        help=f"default: $PROVIDER_API_KEY, else {DEFAULT_API_KEY}; prefer the variable, since"
+        " every local user can read a command line",
+    )
     parser.add_argument("--faults", help="fault configuration JSON (default: $PROVIDER_FAULTS)")
     args = parser.parse_args(argv)
-    if not args.api_key:
-        parser.error("--api-key must not be empty")
+    if args.api_key is not None:
+        source, api_key = "--api-key", args.api_key
+    else:
+        source, api_key = "PROVIDER_API_KEY", os.environ.get("PROVIDER_API_KEY", DEFAULT_API_KEY)
+    if not api_key:
+        parser.error(f"{source} must not be empty")
     source = "--faults" if args.faults is not None else "PROVIDER_FAULTS"
     raw = args.faults if args.faults is not None else os.environ.get("PROVIDER_FAULTS")
     try:
         faults = FaultConfig.model_validate_json(raw) if raw else None
     except ValidationError as exc:
         parser.error(f"invalid {source}: {describe_validation(exc)}")
-    app = create_app(args.db, args.api_key, faults)
+    try:
+        app = create_app(args.db, api_key, faults, create=args.create)
+    except DatabaseUnavailable as exc:
+        parser.error(str(exc))
     # h11 pinned: the `drop` fault's connection abort is verified against it.
     uvicorn.run(
         app,

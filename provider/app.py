@@ -15,7 +15,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from provider.errors import describe, error_response
 from provider.faults import FaultConfig, FaultMiddleware, Faults
 from provider.schemas import ChargeParams, RefundParams
-from provider.store import Charge, ChargeAlreadyRefunded, Missing, PartialRefund, Refund, Store
+from provider.store import (
+    Charge,
+    ChargeAlreadyRefunded,
+    DatabaseUnavailable,
+    Missing,
+    PartialRefund,
+    Refund,
+    Store,
+)
 
 DECLINED_PREFIX = "tok_declined"
 MAX_KEY_LENGTH = 255
@@ -243,18 +251,27 @@ async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, "invalid_request_error", str(exc.detail))
 
 
-def create_app(db_path: Path, api_key: str, faults: FaultConfig | None = None) -> FastAPI:
-    """The provider service on its database file, with its API key and initial faults."""
+async def on_database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    return error_response(503, "api_error", str(exc), "database_unavailable")
+
+
+def create_app(
+    db_path: Path, api_key: str, faults: FaultConfig | None = None, *, create: bool = False
+) -> FastAPI:
+    """The provider service on its database file (made if missing only when `create` is set),
+    with its API key and initial faults."""
     app = FastAPI(title="FlowForge payment provider", openapi_url=None)
-    app.state.store = Store(Path(db_path))
+    app.state.store = Store(Path(db_path), create=create)
     app.state.faults = Faults(faults)
     app.include_router(router)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
 
     @app.get("/health")
     def health() -> dict[str, str]:
+        app.state.store.check()  # a provider without its database is not healthy
         return {"status": "ok"}
 
     # Added last, so outermost: auth first, then faults, which see uvicorn's own `receive`.

@@ -17,6 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provider.errors import error_response
 
+MAX_LATENCY_MS = 60_000
+MAX_SLOW_SECONDS = 60.0
+
 
 class FaultRule(BaseModel):
     """One fault: what it does, to which requests, how often."""
@@ -35,8 +38,8 @@ class FaultConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: int = Field(0, ge=0)
-    slow_seconds: float = Field(5.0, ge=0)
+    latency_ms: int = Field(0, ge=0, le=MAX_LATENCY_MS)
+    slow_seconds: float = Field(5.0, ge=0, le=MAX_SLOW_SECONDS, allow_inf_nan=False)
     seed: int | None = None
     rules: list[FaultRule] = Field(default_factory=list)
 

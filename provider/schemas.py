@@ -7,6 +7,8 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+MAX_AMOUNT = 2**63 - 1  # SQLite's largest INTEGER: a larger amount cannot be stored
+
 
 class Params(BaseModel):
     """A request body; unknown fields are refused."""
@@ -22,7 +24,7 @@ class Params(BaseModel):
 class ChargeParams(Params):
     """`POST /v1/charges`."""
 
-    amount: int = Field(gt=0, strict=True)
+    amount: int = Field(gt=0, le=MAX_AMOUNT, strict=True)
     currency: str = Field("usd", pattern=r"^[A-Za-z]{3}$")
     payment_method: str = Field(min_length=1)
     customer: str | None = None
@@ -43,4 +45,4 @@ class RefundParams(Params):
     """`POST /v1/refunds`: full refunds only (`amount`, if given, must be the charge's)."""
 
     charge: str = Field(min_length=1)
-    amount: int | None = Field(None, gt=0, strict=True)
+    amount: int | None = Field(None, gt=0, le=MAX_AMOUNT, strict=True)

@@ -3,6 +3,9 @@
 One short-lived connection per operation (safe from uvicorn's thread pool); WAL mode and a busy
 timeout; every write is one `BEGIN IMMEDIATE` transaction, and the UNIQUE idempotency keys make
 "insert or return the existing row" exact under concurrent identical requests.
+
+The file is created only when asked; once open, a file removed or replaced under the provider is
+refused (`DatabaseUnavailable`), never silently recreated empty.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ CREATE TABLE IF NOT EXISTS refunds (
     created INTEGER NOT NULL
 );
 """
+
+
+class DatabaseUnavailable(Exception):
+    """The database file is missing, unusable, or was removed or replaced since it was opened."""
 
 
 class Missing(LookupError):
@@ -103,21 +110,73 @@ class Refund:
         return cls(**_columns(row))
 
 
-class Store:
-    """The provider's database file."""
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
 
-    def __init__(self, path: Path) -> None:
+
+def _journals(path: Path) -> list[Path]:
+    """SQLite's companion files of `path` that exist (a new database must not inherit them)."""
+    names = (f"{path.name}{suffix}" for suffix in ("-wal", "-shm", "-journal"))
+    return [journal for journal in map(path.with_name, names) if journal.exists()]
+
+
+class Store:
+    """The provider's database file: created only when `create` is set and it does not exist."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+        self._uri = path.absolute().as_uri()
+        try:
+            if not path.exists():
+                self._create(create)
+            self._identity = _identity(path)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseUnavailable(f"cannot use database {path}: {exc}") from exc
+
+    def _create(self, create: bool) -> None:
+        if not create:
+            raise DatabaseUnavailable(
+                f"database {self.path} does not exist: start with --create to make a new one,"
+                " or point --db at the existing one"
+            )
+        if leftovers := _journals(self.path):
+            raise DatabaseUnavailable(
+                f"database {self.path} does not exist but its journal does"
+                f" ({', '.join(p.name for p in leftovers)}): was it deleted? restore it, or"
+                " move the journal away to start afresh"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(f"{self._uri}?mode=rwc", uri=True).close()
+
+    def check(self) -> None:
+        """Refuse a database file removed or replaced since the provider opened it (writes
+        would land in a file nobody else sees, and a restart would start from it)."""
+        try:
+            same = _identity(self.path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise DatabaseUnavailable(
+                f"database {self.path} was removed or replaced since the provider opened it:"
+                " restore it, or restart the provider (with --create to start afresh)"
+            )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
         try:
+            conn = sqlite3.connect(  # mode=rw: connecting never creates the file
+                f"{self._uri}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+            )
+        except sqlite3.OperationalError:
+            self.check()  # the file went away just now: say so
+            raise
+        try:
+            self.check()  # after opening, so a file swapped in before the open is refused too
+            conn.row_factory = sqlite3.Row
             yield conn
         finally:
             conn.close()

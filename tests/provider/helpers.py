@@ -31,19 +31,21 @@ class Running:
 
 @contextmanager
 def running_provider(
-    db: Path, *args: str, port: int | None = None, **env: str
+    db: Path, *args: str, port: int | None = None, create: bool = True, **env: str
 ) -> Iterator[Running]:
-    """`python -m provider` on `port` (default: a free one) until the block ends (then stopped
-    if still up)."""
+    """`python -m provider` on `port` (default: a free one), its key in its environment, until
+    the block ends (then stopped if still up); `create`: with `--create`."""
     port = port or free_port()
     command = [sys.executable, "-m", "provider", "--port", str(port), "--db", str(db)]
+    if create:
+        command.append("--create")
     with tempfile.TemporaryDirectory(prefix="provider-log-") as logs:
         log = Path(logs) / "stderr.log"
         with log.open("wb") as stderr:
             process = subprocess.Popen(
-                [*command, "--api-key", API_KEY, *args],
+                [*command, *args],
                 cwd=ROOT,
-                env=child_env(**env),
+                env=child_env(**{"PROVIDER_API_KEY": API_KEY, **env}),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )

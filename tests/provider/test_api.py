@@ -119,6 +119,29 @@ def test_bad_requests_are_400_in_the_error_shape(provider_url: str, key: str) ->
     assert "Idempotency-Key" in response.json()["error"]["message"]
 
 
+def test_amounts_past_what_the_database_holds_are_400(
+    client: ProviderClient, provider_url: str, key: str
+) -> None:
+    biggest = 2**63 - 1  # SQLite's largest INTEGER
+    made = client.charge(idempotency_key=key, amount=biggest, payment_method="pm", order_id=key)
+    assert client.get_charge(made.id) == made and made.amount == biggest
+    requests = [
+        ("charges", {"amount": 2**63, "payment_method": "pm"}),
+        ("charges", {"amount": 10**30, "payment_method": "pm"}),
+        ("refunds", {"charge": made.id, "amount": 2**63}),
+    ]
+    for path, body in requests:
+        response = httpx.post(
+            f"{provider_url}/v1/{path}", json=body, headers={**AUTH, "Idempotency-Key": f"{key}-x"}
+        )
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["error"] == {
+            "type": "invalid_request_error",
+            "message": f"amount: Input should be less than or equal to {biggest}",
+        }
+    assert client.find_charge(f"{key}-x") is None and client.refunds(made.id) == []
+
+
 def test_charges_pages_past_100(client: ProviderClient, provider_url: str, key: str) -> None:
     made = [
         client.charge(idempotency_key=f"{key}-{n}", amount=n + 1, payment_method="pm", order_id=key)

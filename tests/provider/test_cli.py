@@ -18,13 +18,16 @@ from tests.support import ROOT, child_env
     [
         ["--faults", "{not json"],
         ["--faults", '{"rules": [{"kind": "explode", "on": "charges"}]}'],
+        ["--faults", '{"slow_seconds": 1e309}'],
+        ["--faults", '{"latency_ms": 3600000}'],
+        ["--api-key", ""],
         ["--port", "http"],
         ["--port", "70000"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3"), *args],
+        [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3"), "--create", *args],
         cwd=ROOT,
         env=child_env(),
         capture_output=True,
@@ -50,6 +53,58 @@ def test_bad_faults_in_the_environment_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "python -m provider: error: invalid PROVIDER_FAULTS: "
         "latency_ms: Input should be greater than or equal to 0"
+    ]
+
+
+def provider_exits(env: dict[str, str], *args: str) -> list[str]:
+    """`python -m provider` that must fail at once (exit 2): its stderr lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "provider", "--port", "0", *args],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    return done.stderr.strip().splitlines()
+
+
+def test_an_empty_key_in_the_environment_exits_2(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.sqlite3")
+    assert provider_exits({"PROVIDER_API_KEY": ""}, "--db", db, "--create") == [
+        "python -m provider: error: PROVIDER_API_KEY must not be empty"
+    ]
+
+
+def test_a_missing_database_is_created_only_with_create(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite3"
+    assert provider_exits({}, "--db", str(db)) == [
+        f"python -m provider: error: database {db} does not exist: start with --create to make"
+        " a new one, or point --db at the existing one"
+    ]
+    assert not db.exists()
+    with running_provider(db, create=True):
+        assert db.is_file()
+    with running_provider(db, create=False):  # it exists now
+        assert db.is_file()
+
+
+def test_a_deleted_database_with_its_journal_left_is_not_recreated(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite3"
+    db.with_name("p.sqlite3-wal").write_bytes(b"")
+    assert provider_exits({}, "--db", str(db), "--create") == [
+        f"python -m provider: error: database {db} does not exist but its journal does"
+        " (p.sqlite3-wal): was it deleted? restore it, or move the journal away to start afresh"
+    ]
+    assert not db.exists()
+
+
+def test_a_database_that_is_not_one_exits_2(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite3"
+    db.write_text("not a database, just text that is long enough to fill a header" * 4)
+    assert provider_exits({}, "--db", str(db)) == [
+        f"python -m provider: error: cannot use database {db}: file is not a database"
     ]
 
 

@@ -124,6 +124,35 @@ def test_latency_delays_every_charge_request(client: ProviderClient, key: str) -
     assert time.monotonic() - started >= 0.8 > fast
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"slow_seconds": 1e309}', "slow_seconds: Input should be a finite number"),
+        ('{"slow_seconds": NaN}', "slow_seconds: Input should be a finite number"),
+        ('{"slow_seconds": -1}', "slow_seconds: Input should be greater than or equal to 0"),
+        ('{"slow_seconds": 60.5}', "slow_seconds: Input should be less than or equal to 60"),
+        ('{"latency_ms": 1e400}', "latency_ms: Input should be a finite number"),
+        ('{"latency_ms": -1}', "latency_ms: Input should be greater than or equal to 0"),
+        ('{"latency_ms": 60001}', "latency_ms: Input should be less than or equal to 60000"),
+        ('{"latency_ms": 1' + "0" * 40 + "}", "latency_ms: Input should be less than or equal"),
+    ],
+)
+def test_slowness_is_bounded(
+    client: ProviderClient, provider_url: str, body: str, message: str
+) -> None:
+    client.set_faults({"slow_seconds": 60, "latency_ms": 0})  # the largest allowed
+    response = httpx.put(
+        f"{provider_url}/v1/test/faults",
+        content=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"].startswith(message)
+    config = httpx.get(f"{provider_url}/v1/test/faults", headers=AUTH).json()
+    assert (config["slow_seconds"], config["latency_ms"]) == (60, 0)  # unchanged
+
+
 def test_faults_from_the_environment(tmp_path: Path, key: str) -> None:
     faults = json.dumps({"rules": [{"kind": "error", "on": "charges", "times": 1}]})
     with (
