@@ -1,5 +1,6 @@
 """Engine and sessions. SQLite runs in WAL mode with a busy timeout and BEGIN IMMEDIATE,
-so several processes can share one file without lost updates."""
+so several processes can share one file without lost updates, and with `synchronous=FULL`, so
+a committed transaction (an acknowledged order) survives a power cut."""
 
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def _create_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # NORMAL can lose the last commits
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
