@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from storage.audit import audit
@@ -24,7 +25,7 @@ from storage.db import (
     session_scope,
 )
 from storage.errors import ProductMismatch, StorageUnavailable
-from storage.migrations import head, new_revision
+from storage.migrations import NoSchemaChange, head, new_revision
 from storage.operations import receive_stock
 from storage.snapshot import snapshot
 
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         "to the newest revision (compared on a scratch SQLite database; the configured one is "
         "not touched). Review it before committing.",
     )
-    revision.add_argument("-m", "--message", required=True, help="what the revision changes")
+    revision.add_argument(
+        "-m", "--message", required=True, type=revision_message, help="what the revision changes"
+    )
     receive = commands.add_parser(
         "receive",
         help="add received units to a product (created if new)",
@@ -77,8 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (StorageUnavailable, ProductMismatch, OrdersInProgress) as exc:
+    except (StorageUnavailable, ProductMismatch, OrdersInProgress, NoSchemaChange) as exc:
         parser.error(str(exc))
+
+
+def revision_message(text: str) -> str:
+    """An argparse type: a message that names the revision's file (letters or digits)."""
+    if not re.search(r"[A-Za-z0-9]", text):
+        raise argparse.ArgumentTypeError(
+            f"must say what the revision changes (it names the file), got {text!r}"
+        )
+    return text.strip()
 
 
 def run(args: argparse.Namespace) -> int:
