@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from flows.outcome import ExitCode
-from flows.prefect_api import PrefectUnavailable
+from flows.prefect_api import PrefectAuthMissing, PrefectUnavailable, check_access
 from storage.cli import OneLineParser, number, whole_number
 from storage.errors import OrderConflict, OrderNotFound, StorageUnavailable
 from storage.models import MAX_QUANTITY, ORDER_ID
@@ -50,14 +50,22 @@ def valid_order_id(text: str) -> str:
 def run_command(
     parser: OneLineParser, command: Callable[[argparse.Namespace], int], argv: list[str] | None
 ) -> int:
-    """Parse `argv`, check the fault variables, run `command`; a user mistake (bad argument,
-    bad FAIL_AT/CRASH_AT, unusable database, unknown order) is one line and exit 2; no Prefect
-    server is one line and exit 4 (what was recorded waits for the intake or the sweep)."""
+    """Parse `argv`, check the fault variables and that the Prefect server lets us in, run
+    `command`; a user mistake (bad argument, bad FAIL_AT/CRASH_AT, unusable database, unknown
+    order, no credentials for the Prefect server) is one line and exit 2; no Prefect server is
+    one line and exit 4 (what was recorded waits for the intake or the sweep)."""
     args = parser.parse_args(argv)
     try:
         validate()
+        check_access()
         return command(args)
-    except (FaultSpecError, StorageUnavailable, OrderNotFound, OrderConflict) as exc:
+    except (
+        FaultSpecError,
+        StorageUnavailable,
+        OrderNotFound,
+        OrderConflict,
+        PrefectAuthMissing,
+    ) as exc:
         parser.error(str(exc))
     except PrefectUnavailable as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)

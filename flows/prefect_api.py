@@ -24,6 +24,8 @@ from functools import cache
 from pathlib import Path
 
 import httpx
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import (
     PREFECT_API_AUTH_STRING,
     PREFECT_API_URL,
@@ -31,6 +33,7 @@ from prefect.settings import (
     PREFECT_UI_URL,
     temporary_settings,
 )
+from prefect.settings.legacy import Setting
 
 from storage.settings import get_settings
 
@@ -44,6 +47,10 @@ NO_TELEMETRY = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"
 
 class PrefectUnavailable(RuntimeError):
     """No Prefect server could be reached or started."""
+
+
+class PrefectAuthMissing(RuntimeError):
+    """The Prefect server turns this process away: it sends no credentials, or wrong ones."""
 
 
 def auth_string() -> str | None:
@@ -66,11 +73,47 @@ def prefect_api() -> Iterator[None]:
         yield
         return
     url = DEFAULT_LOCAL_API if answers(DEFAULT_LOCAL_API) else _temporary_server()
-    updates = {PREFECT_API_URL: url}
+    with temporary_settings(updates=_local_settings(url)):
+        yield
+
+
+def _local_settings(url: str) -> dict[Setting, str]:
+    """Prefect's client settings for a server found or started here (FlowForge's token as
+    its auth string unless PREFECT_API_AUTH_STRING is set)."""
+    updates: dict[Setting, str] = {PREFECT_API_URL: url}
     if PREFECT_API_AUTH_STRING.value() is None and (auth := auth_string()):
         updates[PREFECT_API_AUTH_STRING] = auth
-    with temporary_settings(updates=updates):
-        yield
+    return updates
+
+
+def check_access() -> None:
+    """Raise `PrefectAuthMissing` when the Prefect server already serving for this process
+    (PREFECT_API_URL, else one on the default port) turns its client away (401): checked
+    before a command records anything, since every call after would fail the same way (and a
+    pipeline would retry it for ever). A server that does not answer is left to the command."""
+    if PREFECT_API_URL.value():
+        updates: dict[Setting, str] = {}
+    elif answers(DEFAULT_LOCAL_API):
+        updates = _local_settings(DEFAULT_LOCAL_API)
+    else:
+        return
+    with temporary_settings(updates=updates), get_client(sync_client=True) as client:
+        try:
+            client.api_version()
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code == httpx.codes.UNAUTHORIZED:
+                raise PrefectAuthMissing(_refusal(PREFECT_API_URL.value())) from None
+        except (httpx.HTTPError, OSError):
+            return
+
+
+def _refusal(api_url: str) -> str:
+    if PREFECT_API_AUTH_STRING.value():
+        return f"the Prefect server at {api_url} refuses PREFECT_API_AUTH_STRING (401 Unauthorized)"
+    return (
+        f"the Prefect server at {api_url} requires credentials (401 Unauthorized): set "
+        "PREFECT_API_AUTH_STRING (for the stack's: flowforge:<its FLOWFORGE_API_TOKEN>)"
+    )
 
 
 def answers(api_url: str, timeout: float = 0.5) -> bool:

@@ -218,15 +218,17 @@ class SagaRun:
 
     def _unwound(self, errors: list[str]) -> str:
         """Set the unwound order's status: needs_attention when a compensation failed, else
-        cancelled or failed."""
+        cancelled or failed. The reason keeps the order's own failure and names only this
+        unwinding's failed compensations (a retry drops those of the unwinding before it)."""
         order = self._order()
+        cause = (order.failure_reason or "").split("compensation failed: ")[0].rstrip(" |")
         if errors:
             status = OrderStatus.NEEDS_ATTENTION
-            reason = (order.failure_reason or "") + " | compensation failed: " + "; ".join(errors)
+            reason = cause + " | compensation failed: " + "; ".join(errors)
             self._update(status=status, current_step=None, failure_reason=reason.lstrip(" |"))
         else:
             status = OrderStatus.CANCELLED if order.cancel_requested else OrderStatus.FAILED
-            self._update(status=status, current_step=None)
+            self._update(status=status, current_step=None, failure_reason=cause or None)
         return status
 
     def drive(self) -> str:

@@ -1,5 +1,6 @@
 """Engine and sessions. SQLite runs in WAL mode with a busy timeout and BEGIN IMMEDIATE,
-so several processes can share one file without lost updates."""
+so several processes can share one file without lost updates, and with `synchronous=FULL`, so
+a committed transaction (an acknowledged order) survives a power cut."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from threading import Lock
+from typing import NamedTuple
 
 from alembic.util import CommandError
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, func, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, col, create_engine
 
 from storage import migrations, models
 from storage.errors import StorageUnavailable
+from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings
 
 DEFAULT_CATALOG = (
@@ -151,7 +154,7 @@ def _create_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # NORMAL can lose the last commits
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -172,23 +175,25 @@ def _ready_schema(engine: Engine, *, migrate: bool) -> None:
     except migrations.SchemaBehind:
         if not migrate:
             raise
-        _upgrade_schema(engine)
+        with _migrating(engine) as connection:
+            _upgrade(connection)
 
 
-def _upgrade_schema(engine: Engine, *, reset: bool = False) -> None:
-    """Bring the schema to head in one transaction (one migrating process at a time) and load
-    the default catalog into a database created from nothing; `reset` first drops every
-    FlowForge table and the migrations' version table."""
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction that no other migration (nor, on SQLite, any writer) runs beside."""
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
-        if reset:
-            SQLModel.metadata.drop_all(connection)
-            connection.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
-        if migrations.upgrade(connection):
-            with Session(bind=connection) as session:
-                load_default_catalog(session)
-                session.flush()
+        yield connection
+
+
+def _upgrade(connection: Connection) -> None:
+    """Migrate to head; load the default catalog into a database created from nothing."""
+    if migrations.upgrade(connection):
+        with Session(bind=connection) as session:
+            load_default_catalog(session)
+            session.flush()
 
 
 def load_default_catalog(session: Session) -> None:
@@ -242,7 +247,50 @@ def migrate_database(url: str | None = None) -> None:
     get_engine(url, create=True)
 
 
-def reset_database(url: str | None = None) -> None:
+class OrdersInProgress(RuntimeError):
+    """A reset would destroy orders that are still being worked on."""
+
+    def __init__(self, count: int) -> None:
+        orders = "1 order is" if count == 1 else f"{count} orders are"
+        super().__init__(
+            f"refusing to reset: {orders} in progress (not finished, or leased by a running "
+            "process); stop the intake and let them finish, or pass --force to destroy them"
+        )
+
+
+class Emptied(NamedTuple):
+    """What a reset destroyed: every order, of which `in_progress` were not done."""
+
+    orders: int
+    in_progress: int
+
+
+def reset_database(url: str | None = None, *, force: bool = False) -> Emptied:
     """Empty the database and load the default catalog, in one transaction (creating the
-    database if need be; one migrated by a newer FlowForge is refused)."""
-    _upgrade_schema(get_engine(url, create=True), reset=True)
+    database if need be; one migrated by a newer FlowForge is refused). While an order is in
+    progress — not terminal, or under a live lease — it is refused with `OrdersInProgress`
+    unless `force`: the orders would vanish under the process driving them."""
+    engine = get_engine(url, create=True)
+    with _migrating(engine) as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE orders"))  # no order changes before the drop
+        emptied = _orders(connection)
+        if emptied.in_progress and not force:
+            raise OrdersInProgress(emptied.in_progress)
+        SQLModel.metadata.drop_all(connection)
+        connection.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
+        _upgrade(connection)
+    return emptied
+
+
+def _orders(connection: Connection) -> Emptied:
+    orders = select(func.count()).select_from(models.Order)
+    in_progress = orders.where(
+        or_(
+            col(models.Order.status).in_(ACTIVE_STATUSES),
+            col(models.Order.lease_expires_at) > models.utcnow(),
+        )
+    )
+    return Emptied(
+        connection.execute(orders).scalar_one(), connection.execute(in_progress).scalar_one()
+    )

@@ -126,6 +126,25 @@ def test_needs_attention_then_retry_after_fault_is_gone(prefect_server, monkeypa
     assert_audit_clean()
 
 
+def test_a_retry_restates_only_its_own_compensation_failures(prefect_server, monkeypatch):
+    monkeypatch.setenv("FAIL_AT", "warehouse,release")
+    stuck = place(order_id="stuck-2")
+    cause, failed = stuck.failure_reason.split(" | compensation failed: ")
+    assert cause.startswith("InjectedFault: injected failure at warehouse")
+    assert failed.startswith("release_inventory: ")
+
+    still = retry_order("stuck-2").summary  # fails again: named once, not appended
+    assert still.status == "needs_attention"
+    assert still.failure_reason.count("compensation failed") == 1
+    assert still.failure_reason.startswith(f"{cause} | compensation failed: release_inventory: ")
+
+    monkeypatch.delenv("FAIL_AT")
+    done = retry_order("stuck-2").summary
+    assert done.status == "failed"
+    assert done.failure_reason == cause  # no compensation failed in the end
+    assert_audit_clean()
+
+
 def test_reconcile_cli_retry_and_bad_input(prefect_server):
     env = child_env(prefect_server)
     bad = run_module("flows.reconcile", "--stale-after", "-1", env=env, timeout=60)

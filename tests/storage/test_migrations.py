@@ -251,17 +251,22 @@ def test_a_database_ahead_of_the_code_is_refused(fresh):
 
 
 @pytest.fixture
-def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the migration scripts, used instead of the package's; and a `notes` table in
-    the models that no script creates yet."""
+def copied_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the migration scripts, used instead of the package's."""
     location = tmp_path / "alembic"
     shutil.copytree(
         migrations.SCRIPT_LOCATION, location, ignore=shutil.ignore_patterns("__pycache__")
     )
     monkeypatch.setattr(migrations, "SCRIPT_LOCATION", location)
+    return location
+
+
+@pytest.fixture
+def scratch_scripts(copied_scripts: Path) -> Iterator[Path]:
+    """The copied scripts, and a `notes` table in the models that no script creates yet."""
     notes = Table("notes", SQLModel.metadata, Column("id", Integer, primary_key=True))
     try:
-        yield location
+        yield copied_scripts
     finally:
         SQLModel.metadata.remove(notes)
 
@@ -282,6 +287,33 @@ def test_revision_writes_the_next_script_from_the_models(scratch_scripts, tmp_pa
     assert "notes" in tables(url)
     alembic(url, "downgrade", HEAD)
     assert "notes" not in tables(url)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            "",
+            "argument -m/--message: must say what the revision changes (it names the file), got ''",
+        ),
+        (
+            " -- ",
+            "argument -m/--message: must say what the revision changes (it names the "
+            "file), got ' -- '",
+        ),
+        ("Add nothing", f"no schema change: the models match revision {HEAD}; nothing written"),
+    ],
+)
+def test_revision_refuses_an_empty_message_or_no_schema_change(
+    copied_scripts, capsys, message, error
+):
+    written = sorted((copied_scripts / "versions").iterdir())
+    with pytest.raises(SystemExit) as refused:
+        storage_main(["revision", "-m", message])
+    assert refused.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(f"error: {error}")
+    assert sorted((copied_scripts / "versions").iterdir()) == written
 
 
 @pytest.mark.parametrize(
