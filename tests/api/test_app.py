@@ -196,3 +196,67 @@ def test_a_removed_database_file_is_503_and_records_nothing(client, db):
     assert response.status_code == 503
     assert "was removed or replaced" in response.json()["detail"]
     assert client.get("/orders").status_code == 503
+
+
+def test_a_retry_with_the_same_order_id_and_body_is_the_same_order(client):
+    first = client.post("/orders", json=order_body(order_id="retried"))
+    again = client.post("/orders", json=order_body(order_id="retried"))
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert (first.json()["created"], again.json()["created"]) == (True, False)
+    assert again.json()["status"] == "started"  # still waiting for the intake
+    with session_scope() as session:
+        saga_log.update_order(session, order_id="retried", status="completed")
+    settled = client.post("/orders", json=order_body(order_id="retried"))
+    assert settled.status_code == 200
+    assert (settled.json()["status"], settled.json()["created"]) == ("completed", False)
+    assert "completed" in settled.json()["message"]
+    assert len(client.get("/orders").json()) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"product_id": "SKU-002"}, "product_id 'SKU-001', not 'SKU-002'"),
+        ({"quantity": 3}, "quantity 2, not 3"),
+        ({"customer_id": "mallory"}, "customer_id 'cust-42', not 'mallory'"),
+        ({"payment_method": "tok_mastercard"}, "payment_method 'tok_visa', not 'tok_mastercard'"),
+    ],
+)
+def test_the_same_order_id_with_another_body_is_409_naming_the_difference(client, change, named):
+    assert client.post("/orders", json=order_body(order_id="taken")).status_code == 200
+    other = client.post("/orders", json=order_body(order_id="taken", **change))
+    assert other.status_code == 409
+    assert named in other.json()["detail"]
+    [order] = client.get("/orders").json()
+    assert (order["product_id"], order["quantity"]) == ("SKU-001", 2)
+
+
+def test_concurrent_posts_of_one_id_with_different_bodies_record_one_order(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [order_body(order_id="contested", quantity=q) for q in range(1, 31)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: client.post("/orders", json=body), bodies))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [200] + [409] * 29, codes
+    [order] = client.get("/orders").json()
+    [winner] = [body for body, a in zip(bodies, answers, strict=True) if a.status_code == 200]
+    assert order["quantity"] == winner["quantity"]
+
+
+def test_the_idempotency_key_header_is_the_order_id(client):
+    first = client.post("/orders", json=ORDER, headers={"Idempotency-Key": "by-header"})
+    assert (first.status_code, first.json()["order_id"]) == (200, "by-header")
+    again = client.post("/orders", json=ORDER, headers={"Idempotency-Key": "by-header"})
+    assert (again.status_code, again.json()["created"]) == (200, False)
+    both = client.post(
+        "/orders", json=order_body(order_id="by-header"), headers={"Idempotency-Key": "by-header"}
+    )
+    assert both.status_code == 200
+    differ = client.post(
+        "/orders", json=order_body(order_id="other"), headers={"Idempotency-Key": "by-header"}
+    )
+    assert differ.status_code == 422 and "differ" in differ.json()["detail"]
+    bad = client.post("/orders", json=ORDER, headers={"Idempotency-Key": "has space"})
+    assert bad.status_code == 422
+    assert len(client.get("/orders").json()) == 1

@@ -158,3 +158,28 @@ def test_order_id_that_names_another_order_is_refused(db, capsys):
     assert exit_info.value.code == 2
     assert "id 'wf-shared' is already used by order 'first'" in capsys.readouterr().err
     assert engine_state() == before
+
+
+def test_an_order_id_recorded_with_other_details_is_refused(db, capsys):
+    from flows.fulfill import record_order
+
+    record_order(
+        product_id="SKU-001",
+        quantity=1,
+        customer_id="c",
+        payment_method="tok_visa",
+        order_id="mine",
+    )
+    before = engine_state()
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["--product", "SKU-002", "--quantity", "1", "--customer", "c"]
+            + ["--payment-method", "tok_visa", "--order-id", "mine"]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        "order 'mine' exists already with other details: product_id 'SKU-001', not 'SKU-002'" in err
+    )
+    assert len(err.strip().splitlines()) == 1
+    assert engine_state() == before
