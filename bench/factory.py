@@ -23,13 +23,10 @@ from storage.models import (
     WarehouseRecord,
     utcnow,
 )
+from tasks import steps
 
-STEPS = ("check_inventory", "reserve_inventory", "process_payment", "update_warehouse")
-UNDO = {
-    "reserve_inventory": "release_inventory",
-    "process_payment": "refund_payment",
-    "update_warehouse": "revert_warehouse",
-}
+STEPS = tuple(steps.step_names())
+UNDO = {step.name: step.undo.name for step in steps.STEPS if step.undo is not None}
 # every 20 orders: (status, step that failed, compensation that gave up)
 MIX = (
     (("completed", None, None),) * 15

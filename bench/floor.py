@@ -1,11 +1,12 @@
 """The floor: FlowForge's saga with no orchestrator, in plain Python.
 
-It runs the engine's own steps (`flows.saga.STEPS`) by calling each task's undecorated
-function (`task.fn`): the same side effects, the same saga log rows and transactions per
-attempt, the same fault points (`FAIL_AT`) and lease fencing, with nothing of Prefect's task
-engine around them; it enters each step with the engine's own `SagaRun._enter` (each
-compensation registered before its step) and does the rest of what `flows/saga.py` does in
-storage calls: retries, on failure the compensations newest first.
+It runs the engine's own steps (the step table, `tasks.steps.STEPS`) by calling each task's
+undecorated function (`task.fn`): the same side effects, the same saga log rows and
+transactions per attempt, the same fault points (`FAIL_AT`) and lease fencing, with nothing
+of Prefect's task engine around them; it enters each step with the engine's own
+`SagaRun.enter` (each compensation registered before its step) and does the rest of what
+`flows/saga.py` does in storage calls: retries (never of a final error, as the tasks
+declare them), on failure the compensations newest first.
 The saga is cut into units (`begin`, `run_step`, `unwind`, `compensate`, `finish`) and
 `drive` hands each one to a `call(unit, *args)`: `call_directly` runs it here with
 FlowForge's retry policy, `bench.dbos_peer` runs it as a DBOS step."""
@@ -20,14 +21,15 @@ from typing import Any
 
 from sqlmodel import Session
 
-from flows.saga import STEPS, SagaRun
+from flows.saga import SagaRun
 from storage import saga_log
 from storage.db import session_scope
 from storage.errors import DomainRefusal, LeaseLost
 from storage.settings import get_settings
+from tasks.saga_task import any_final
+from tasks.steps import STEPS
 
 OWNER = f"bench-floor:{os.getpid()}"
-FINAL_ERRORS = (DomainRefusal, LeaseLost)  # never retried, as in tasks/saga_task.py
 Call = Callable[..., Any]
 
 
@@ -53,7 +55,7 @@ def run_step(order_id: str, position: int) -> None:
     """Enter step `position` as the engine does (the order marked, the step and its
     compensation registered, one transaction), then run one attempt of it."""
     step = STEPS[position]
-    order, row = SagaRun(order_id, OWNER)._enter(position, step)
+    order, row = SagaRun(order_id, OWNER).enter(position, step)
     if row is None:
         raise RuntimeError(f"order {order_id} was cancelled: the floor does not cancel")
     step.task.fn(order_id, OWNER, **step.args(order))
@@ -85,7 +87,7 @@ def compensate(order_id: str, position: int) -> None:
     """Run one attempt of the compensation of step `position`."""
     undo = STEPS[position].undo
     assert undo is not None
-    SagaRun(order_id, OWNER)._update(current_step=undo.name)
+    SagaRun(order_id, OWNER).update(current_step=undo.name)
     undo.fn(order_id, OWNER)
 
 
@@ -123,10 +125,8 @@ def call_directly(unit: Call, *args: Any) -> Any:
     for attempt in range(last + 1):
         try:
             return unit(*args)
-        except FINAL_ERRORS:
-            raise
-        except Exception:
-            if attempt == last:
+        except Exception as exc:
+            if attempt == last or any_final(exc):
                 raise
             time.sleep(delays[min(attempt, len(delays) - 1)])
 

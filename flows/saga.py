@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import Task
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -27,10 +26,9 @@ from storage.models import (
     StepStatus,
 )
 from storage.settings import get_settings
-from tasks.inventory import check_inventory, release_inventory, reservation_key, reserve_inventory
-from tasks.payment import payment_key, process_payment, refund_payment
+from tasks import steps
 from tasks.saga_task import with_current_retries
-from tasks.warehouse import revert_warehouse, update_warehouse, warehouse_key
+from tasks.steps import Step
 
 CANCELLED_REASON = "cancelled by request"
 logger = logging.getLogger(__name__)
@@ -38,43 +36,6 @@ logger = logging.getLogger(__name__)
 UNWOUND_ON_CANCEL = frozenset({OrderStatus.COMPLETED, OrderStatus.NEEDS_ATTENTION})
 
 
-def stock_args(order: Order) -> dict[str, Any]:
-    """The product and quantity: what the stock and warehouse tasks take."""
-    return {"product_id": order.product_id, "quantity": order.quantity}
-
-
-def payment_args(order: Order) -> dict[str, Any]:
-    """The stock arguments plus who pays and how."""
-    return {
-        **stock_args(order),
-        "payment_method": order.payment_method,
-        "customer_id": order.customer_id,
-    }
-
-
-@dataclass(frozen=True)
-class Step:
-    """A forward task; how its arguments come from the order, the compensation that undoes
-    it, and the idempotency key both are registered under."""
-
-    task: Task
-    _: KW_ONLY
-    args: Callable[[Order], dict[str, Any]]
-    undo: Task | None = None
-    key: Callable[[str], str] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.task.name
-
-
-STEPS: tuple[Step, ...] = (
-    Step(check_inventory, args=stock_args),
-    Step(reserve_inventory, undo=release_inventory, args=stock_args, key=reservation_key),
-    Step(process_payment, undo=refund_payment, args=payment_args, key=payment_key),
-    Step(update_warehouse, undo=revert_warehouse, args=stock_args, key=warehouse_key),
-)
-COMPENSATIONS: dict[str, Task] = {s.undo.name: s.undo for s in STEPS if s.undo}
 # a compensation in one of these statuses still has to run
 STILL_TO_RUN = frozenset(
     {CompensationStatus.REGISTERED, CompensationStatus.COMPENSATING, CompensationStatus.FAILED}
@@ -107,11 +68,12 @@ class SagaRun:
             order_id=self.order_id, owner=self.owner, lease_seconds=get_settings().lease_seconds
         )
 
-    def _update(self, **values: Any) -> Order:
+    def update(self, **values: Any) -> Order:
+        """Set fields of our order in a fenced transaction."""
         with self._fenced() as session:
             return saga_log.update_order(session, order_id=self.order_id, **values)
 
-    def _enter(self, position: int, step: Step) -> tuple[Order, SagaStep | None]:
+    def enter(self, position: int, step: Step) -> tuple[Order, SagaStep | None]:
         """Mark the order at `step` and put the step on the rollback stack, in one
         transaction; no step row when a cancel was requested."""
         with self._fenced() as session:
@@ -145,8 +107,8 @@ class SagaRun:
 
     def forward(self) -> None:
         """Run every step not yet completed; raise `StopForward` when the saga must unwind."""
-        for position, step in enumerate(STEPS):
-            order, row = self._enter(position, step)
+        for position, step in enumerate(steps.STEPS):
+            order, row = self.enter(position, step)
             if self._already_done(step, row):
                 continue
             with self._stop_on_failure(step):
@@ -191,7 +153,7 @@ class SagaRun:
 
     def compensate(self) -> str:
         """Unwind the rollback stack in reverse; every compensation runs even if one fails."""
-        self._update(status=OrderStatus.COMPENSATING, current_step=None)
+        self.update(status=OrderStatus.COMPENSATING, current_step=None)
         outcomes = [self._undo(row) for row in self._to_undo()]
         return self._unwound([error for error in outcomes if error])
 
@@ -207,9 +169,9 @@ class SagaRun:
 
     def _undo(self, row: SagaStep) -> str | None:
         """Run one compensation; its error, or None when it succeeded."""
-        self._update(current_step=row.name)
+        self.update(current_step=row.name)
         try:
-            with_current_retries(COMPENSATIONS[row.name])(self.order_id, self.owner)
+            with_current_retries(steps.compensations()[row.name])(self.order_id, self.owner)
         except LeaseLost:
             raise
         except Exception as exc:
@@ -225,10 +187,10 @@ class SagaRun:
         if errors:
             status = OrderStatus.NEEDS_ATTENTION
             reason = cause + " | compensation failed: " + "; ".join(errors)
-            self._update(status=status, current_step=None, failure_reason=reason.lstrip(" |"))
+            self.update(status=status, current_step=None, failure_reason=reason.lstrip(" |"))
         else:
             status = OrderStatus.CANCELLED if order.cancel_requested else OrderStatus.FAILED
-            self._update(status=status, current_step=None, failure_reason=cause or None)
+            self.update(status=status, current_step=None, failure_reason=cause or None)
         return status
 
     def drive(self) -> str:
@@ -238,11 +200,11 @@ class SagaRun:
             try:
                 self.forward()
             except StopForward as stop:
-                self._update(failure_reason=stop.reason, failure_point=stop.point)
+                self.update(failure_reason=stop.reason, failure_point=stop.point)
             else:
                 if self._complete():
                     return OrderStatus.COMPLETED
-                self._update(failure_reason=CANCELLED_REASON)
+                self.update(failure_reason=CANCELLED_REASON)
         return self.compensate()
 
     def _complete(self) -> bool:

@@ -1,37 +1,35 @@
 """Fault injection from the environment: `FAIL_AT` and `CRASH_AT` (see the README's Fault
-injection)."""
+injection). The points are the step table's (`tasks.steps`)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-# the modules whose `saga_task`s own the fault points, in saga order
-TASK_MODULES = ("tasks.inventory", "tasks.payment", "tasks.warehouse")
-# fault point -> the step or compensation that owns it, in saga order (the steps, then their
-# compensations); filled by `register` as `saga_task` declares each task
-POINTS: dict[str, str] = {}
-_rank: dict[str, tuple[bool, int]] = {}
 CRASH_MOMENTS = ("before", "after")
 
 
-def register(point: str, task: str, *, module: str, compensation: bool) -> None:
-    """Record that `task`, defined in `module`, owns `point`; POINTS stays in saga order."""
-    _rank[point] = (compensation, TASK_MODULES.index(module))
-    POINTS[point] = task
-    ordered = sorted(POINTS.items(), key=lambda item: _rank[item[0]])
-    POINTS.clear()
-    POINTS.update(ordered)
-
-
 def points() -> dict[str, str]:
-    """POINTS, once every tasks module has been imported (so has registered its points)."""
-    for module in TASK_MODULES:
-        importlib.import_module(module)
-    return POINTS
+    """{fault point: the step or compensation that owns it}, in saga order (the steps, then
+    their compensations), as the step table (`tasks.steps`) declares them."""
+    from tasks import steps  # the table imports every task, and each task this module
+
+    return steps.fault_points()
+
+
+def point_of(task_name: str) -> str:
+    """The fault point of a step or compensation (its declared name, else its own)."""
+    return next((point for point, task in points().items() if task == task_name), task_name)
+
+
+def _canonical(point: str) -> str | None:
+    """A declared point, or the task name of one (either names it), as the declared point."""
+    known = points()
+    if point in known:
+        return point
+    return next((p for p, task in known.items() if task == point), None)
 
 
 class InjectedFault(RuntimeError):
@@ -65,10 +63,11 @@ def _entries(variable: str) -> list[tuple[str, str | None, str | None]]:
     entries = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         spec, at, glob = item.partition("@")
-        point, _, arg = spec.partition(":")
-        if point not in points():
+        named, _, arg = spec.partition(":")
+        point = _canonical(named)
+        if point is None:
             raise FaultSpecError(
-                f"{variable}: unknown point {point!r} (expected one of {', '.join(points())})"
+                f"{variable}: unknown point {named!r} (expected one of {', '.join(points())})"
             )
         if at and not glob.strip():
             raise FaultSpecError(f"{variable}: {item} needs an order id pattern after '@'")

@@ -16,13 +16,13 @@ def reservation_key(order_id: str) -> str:
     return f"{order_id}:reservation"
 
 
-@saga_task(name="check_inventory", point="inventory-check")
+@saga_task(name="check_inventory")
 def check_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Refuse an unknown product or too little stock; returns the units available."""
     return operations.check_stock(session, product_id=product_id, quantity=quantity).available
 
 
-@saga_task(name="reserve_inventory", point="inventory")
+@saga_task(name="reserve_inventory")
 def reserve_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Hold the order's units (guarded update, one reservation per order)."""
     return operations.reserve_stock(
@@ -30,7 +30,7 @@ def reserve_inventory(session: Session, order_id: str, product_id: str, quantity
     ).quantity
 
 
-@saga_task(name="release_inventory", point="release", compensation=True)
+@saga_task(name="release_inventory", compensation=True)
 def release_inventory(session: Session, order_id: str) -> bool:
     """Compensation of reserve_inventory: give the held units back (no-op if none)."""
     return operations.release_stock(session, order_id=order_id)

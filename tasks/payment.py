@@ -2,14 +2,16 @@
 row in FlowForge's database (the embedded provider), or, when `FLOWFORGE_PAYMENT_URL` is set,
 a request to the payment provider over HTTP (tasks/payment_http.py).
 
-Both functions here are written `fn(fence, order_id, ...)`: they run outside the attempt's
-transaction and open their own. `@saga_task` makes each a task called as
+Both functions here wait on another system (`waits=True`): written `fn(fence, order_id, ...)`,
+they run outside the attempt's transaction and open their own. A request the provider refuses
+(a 4xx that is not a decline) is final. `@saga_task` makes each a task called as
 `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
+from provider.client import Rejected
 from storage import operations, provider_payments, saga_log
 from tasks import payment_http
 from tasks.saga_task import Fence, saga_task
@@ -20,7 +22,7 @@ def payment_key(order_id: str) -> str:
     return f"{order_id}:payment"
 
 
-@saga_task(name="process_payment", point="payment")
+@saga_task(name="process_payment", waits=True, final=(Rejected,))
 def process_payment(
     fence: Fence,
     order_id: str,
@@ -63,7 +65,7 @@ def process_payment(
         return payment.charge_id
 
 
-@saga_task(name="refund_payment", point="refund", compensation=True)
+@saga_task(name="refund_payment", compensation=True, waits=True, final=(Rejected,))
 def refund_payment(fence: Fence, order_id: str) -> bool:
     """Compensation of process_payment: refund the charge found by idempotency key, here or at
     the provider the charge request went to."""

@@ -19,7 +19,6 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from sqlmodel import Session
 
-from provider.client import Rejected
 from storage import saga_log
 from storage.errors import DomainRefusal, LeaseLost
 from storage.models import EventStatus, StepStatus
@@ -27,12 +26,15 @@ from storage.settings import get_settings
 from tasks import faults
 
 R = TypeVar("R")
-# never retried: a domain refusal, a lost lease, a request the payment provider refuses (4xx)
-FINAL_ERRORS = (DomainRefusal, LeaseLost, Rejected)
+# never retried, whatever the task: a domain refusal (unknown product, no stock, declined
+# card) and a lost lease; a task declares its own on top (`saga_task(final=...)`)
+FINAL_ERRORS: tuple[type[BaseException], ...] = (DomainRefusal, LeaseLost)
 # opens a transaction that first renews the order's lease (`LeaseLost` when it is gone)
 Fence = Callable[[], AbstractContextManager[Session]]
-# task name -> the setting that holds its retry count
+# filled by `saga_task` for each task it declares: task name -> the setting that holds its
+# retry count; -> the errors it declared final
 _RETRIES_SETTING: dict[str, str] = {}
+_FINAL: dict[str, tuple[type[BaseException], ...]] = {}
 _with_policy: dict[tuple[int, int, tuple[float, ...]], Task[..., Any]] = {}
 
 
@@ -41,10 +43,27 @@ def _exception_of(state: State) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
 
 
-def retry_unless_final(_task: Task, _task_run: TaskRun, state: State) -> bool:
-    """Retry condition: a domain refusal (unknown product, no stock, declined card) or a lost
-    lease is final."""
-    return not isinstance(_exception_of(state), FINAL_ERRORS)
+def final_errors(task_name: str) -> tuple[type[BaseException], ...]:
+    """The errors that end a step or compensation at once: `FINAL_ERRORS` and its own."""
+    return FINAL_ERRORS + _FINAL.get(task_name, ())
+
+
+def is_final(task_name: str, error: BaseException) -> bool:
+    """Whether `error` from that task must not be retried."""
+    return isinstance(error, final_errors(task_name))
+
+
+def any_final(error: BaseException) -> bool:
+    """Whether `error` is final for some step or compensation (for a runner that does not
+    know which task raised it, such as the bench's floor)."""
+    declared = tuple({cls for errors in _FINAL.values() for cls in errors})
+    return isinstance(error, FINAL_ERRORS + declared)
+
+
+def retry_unless_final(task_: Task, _task_run: TaskRun, state: State) -> bool:
+    """Retry condition: anything but the task's final errors is retried."""
+    error = _exception_of(state)
+    return error is None or not is_final(task_.name, error)
 
 
 def record_final_failure(task_: Task, _task_run: TaskRun, state: State) -> None:
@@ -162,17 +181,18 @@ def with_current_retries(task_: Task[..., R]) -> Task[..., R]:
 
 
 def _attempt_runner(
-    fn: Callable[..., R], *, name: str, point: str, statuses: tuple[str, str]
+    fn: Callable[..., R], *, name: str, waits: bool, statuses: tuple[str, str]
 ) -> Callable[..., R]:
     """What Prefect runs for `fn`: bind `(order_id, lease_owner, ...)`, then one attempt of
-    `fn` on the saga log (through the fault hooks when `point` is armed for the order, or
-    when `fn` takes a `fence` and runs outside the attempt's transaction)."""
+    `fn` on the saga log (through the fault hooks when the task's point is armed for the
+    order, or when `fn` `waits` on another system and runs outside the attempt's
+    transaction)."""
     signature = _task_signature(fn)
-    outside = next(iter(inspect.signature(fn).parameters)) == "fence"
 
     def run(*args: Any, **kwargs: Any) -> R:
         arguments = signature.bind(*args, **kwargs).arguments
         order_id, owner = arguments["order_id"], arguments.pop("lease_owner")
+        point = faults.point_of(name)
         attempt = Attempt(
             order_id=order_id,
             name=name,
@@ -184,7 +204,7 @@ def _attempt_runner(
             statuses=statuses,
         )
         fence = functools.partial(saga_log.fenced, **attempt.lease)
-        if outside:
+        if waits:
             return attempt.run_staged(point, functools.partial(fn, fence, **arguments))
         effect = functools.partial(fn, **arguments)
         if faults.armed(point, order_id):
@@ -198,18 +218,24 @@ def _attempt_runner(
 
 
 def saga_task(
-    *, name: str, point: str, compensation: bool = False
+    *,
+    name: str,
+    compensation: bool = False,
+    waits: bool = False,
+    final: tuple[type[BaseException], ...] = (),
 ) -> Callable[[Callable[..., R]], Task[..., R]]:
-    """Wrap `fn(session, order_id, ...)` as the Prefect task `name`, owner of fault `point`
-    (registered in `faults.POINTS`).
+    """Wrap `fn` as the Prefect task `name`, called as `task(order_id, lease_owner, ...)`.
 
-    The task is called as `task(order_id, lease_owner, ...)`; `fn` runs in a transaction that
-    renews that owner's lease first. A `fn(fence, order_id, ...)` runs outside any transaction
-    (it waits on another system) and opens its own with `with fence() as session:`, each
-    renewing the lease first.
+    By default `fn(session, order_id, ...)` runs in one transaction that renews that owner's
+    lease first. With `waits=True` (it waits on another system) `fn(fence, order_id, ...)`
+    runs outside any transaction and opens its own with `with fence() as session:`, each
+    renewing the lease first. `final` are errors of this task that are never retried, on
+    top of `FINAL_ERRORS`. Its fault point and its place in the saga come from the step
+    table (`tasks.steps`).
     """
     settings = get_settings()
     _RETRIES_SETTING[name] = "compensation_retries" if compensation else "step_retries"
+    _FINAL[name] = final
     retries = getattr(settings, _RETRIES_SETTING[name])  # until `with_current_retries`
     statuses = (
         (EventStatus.COMPENSATING, EventStatus.COMPENSATED)
@@ -218,7 +244,6 @@ def saga_task(
     )
 
     def decorate(fn: Callable[..., R]) -> Task[..., R]:
-        faults.register(point, name, module=fn.__module__, compensation=compensation)
         return task(
             name=name,
             task_run_name=name,
@@ -228,6 +253,6 @@ def saga_task(
             on_failure=[record_final_failure],
             cache_policy=NO_CACHE,
             persist_result=False,
-        )(_attempt_runner(fn, name=name, point=point, statuses=statuses))
+        )(_attempt_runner(fn, name=name, waits=waits, statuses=statuses))
 
     return decorate

@@ -16,7 +16,7 @@ def warehouse_key(order_id: str) -> str:
     return f"{order_id}:warehouse"
 
 
-@saga_task(name="update_warehouse", point="warehouse")
+@saga_task(name="update_warehouse")
 def update_warehouse(session: Session, order_id: str, product_id: str, quantity: int) -> int:
     """Record the shipment (one record per order); returns the record id."""
     record = operations.apply_warehouse(
@@ -25,7 +25,7 @@ def update_warehouse(session: Session, order_id: str, product_id: str, quantity:
     return record.id or 0
 
 
-@saga_task(name="revert_warehouse", point="revert", compensation=True)
+@saga_task(name="revert_warehouse", compensation=True)
 def revert_warehouse(session: Session, order_id: str) -> bool:
     """Compensation of update_warehouse: mark the record reverted (no-op if none)."""
     return operations.revert_warehouse(session, order_id=order_id)

@@ -12,12 +12,13 @@ from streamlit.testing.v1 import AppTest
 from bench.factory import fill_orders
 from dashboard.style import money_text
 from flows.fulfill import order_summary, record_order
+from tasks.steps import step_names
 from tests.dashboard.conftest import Filled
 from tests.dashboard.helpers import kpis, markdown, render, rerun, table
 from tests.flows.helpers import engine_state, place
 from tests.support import assert_audit_clean
 
-STEPS = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
+STEPS = step_names()
 TERMINAL = ("completed", "failed", "needs_attention", "cancelled")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.steps import step_names
 from tests.flows.helpers import attempts_of, engine_state, flow_run_state_name, place
 from tests.support import assert_audit_clean
 
-STEPS = ["check_inventory", "reserve_inventory", "process_payment", "update_warehouse"]
+STEPS = step_names()
 
 pytestmark = pytest.mark.usefixtures("prefect_server", "database")
 

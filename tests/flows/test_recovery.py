@@ -15,6 +15,7 @@ from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage.models import utcnow
 from storage.views import SagaEventView
+from tasks import steps
 from tests.flows.helpers import (
     completions_per_step,
     engine_state,
@@ -25,8 +26,8 @@ from tests.flows.helpers import (
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 LEASE = "1"  # children's lease: a killed process's claim lapses after a second
-STEP_POINTS = ["inventory", "payment", "warehouse"]
-COMPENSATION_POINTS = ["release", "refund", "revert"]
+STEP_POINTS = steps.undoable_points()
+COMPENSATION_POINTS = steps.compensation_points()
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
 

@@ -17,15 +17,16 @@ from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage import operations
 from storage.db import session_scope
+from tasks import faults, steps
 from tests.flows.helpers import engine_state
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 ORDERS = 200
 WORKERS = 3
 CRASHES = 3  # the last order of each worker kills its process
-STEP_POINTS = ["inventory-check", "inventory", "payment", "warehouse"]
-CRASH_POINTS = ["inventory", "payment", "warehouse", "release", "refund", "revert"]
-COMPENSATION_POINTS = {"release", "refund", "revert"}
+COMPENSATION_POINTS = set(steps.compensation_points())
+STEP_POINTS = [point for point in faults.points() if point not in COMPENSATION_POINTS]
+CRASH_POINTS = steps.undoable_points() + steps.compensation_points()
 
 
 def random_fault(rng: random.Random) -> str:

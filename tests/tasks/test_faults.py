@@ -82,7 +82,7 @@ def test_maybe_fail_targets_point_attempt_and_order(
 
 
 def test_points_are_the_saga_tasks_in_saga_order() -> None:
-    from flows.saga import STEPS
+    from tasks.steps import STEPS
 
     tasks = [step.task for step in STEPS] + [step.undo for step in STEPS if step.undo]
     assert list(faults.points().values()) == [task.name for task in tasks]
@@ -111,3 +111,16 @@ def test_validate_with_only_faults_imported() -> None:
         "FaultSpecError: FAIL_AT: unknown point 'moon' (expected one of inventory-check, "
         "inventory, payment, warehouse, release, refund, revert)"
     ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("alias", "point"),
+    [("reserve_inventory", "inventory"), ("refund_payment", "refund"), ("inventory", "inventory")],
+)
+def test_a_point_may_be_named_by_its_task(
+    alias: str, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIL_AT", f"{alias}:1")
+    assert faults.fail_at() == [faults.Failure(point, 1)]
+    monkeypatch.setenv("CRASH_AT", f"{alias}:after")
+    assert faults.crash_at() == {point: "after"}
