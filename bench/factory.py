@@ -20,6 +20,7 @@ from storage.models import (
     Reservation,
     SagaEvent,
     SagaStep,
+    StepKind,
     WarehouseRecord,
     utcnow,
 )
@@ -85,18 +86,26 @@ def _saga(
     kept = set()
     for position, name in enumerate(ran):
         outcome = "failed" if name == failed else "completed"
-        _attempted(rows, order_id, name, "step", position, ("started", outcome), clock)
+        _attempted(rows, order_id, name, StepKind.STEP, position, ("started", outcome), clock)
         if name in UNDO:
             kept.add(name)
     for position, name in reversed(list(enumerate(ran))):
         if name not in UNDO:
             continue
         if status == "completed":
-            _attempted(rows, order_id, UNDO[name], "compensation", position, ("registered",), clock)
+            _attempted(
+                rows, order_id, UNDO[name], StepKind.COMPENSATION, position, ("registered",), clock
+            )
             continue
         outcome = "failed" if UNDO[name] == stuck else "compensated"
         _attempted(
-            rows, order_id, UNDO[name], "compensation", position, ("compensating", outcome), clock
+            rows,
+            order_id,
+            UNDO[name],
+            StepKind.COMPENSATION,
+            position,
+            ("compensating", outcome),
+            clock,
         )
         if outcome == "compensated":
             kept.discard(name)

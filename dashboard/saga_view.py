@@ -13,7 +13,7 @@ from dashboard.style import coloured, money_text, status_badge
 from dashboard.timeline import attempts, timeline_chart
 from flows.fulfill import order_summary
 from storage.metrics import order_records
-from storage.models import ChargeRequestStatus
+from storage.models import ChargeRequestStatus, StepKind
 from storage.views import OrderSummary
 
 RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
@@ -56,7 +56,7 @@ def _saga(summary: OrderSummary) -> None:
     if not rows:
         st.info("No step has started yet.")
         return
-    steps = [r.name for r in summary.saga if r.kind == "step" and r.attempts]
+    steps = [r.name for r in summary.saga if r.kind == StepKind.STEP and r.attempts]
     st.markdown("**Steps:** " + " → ".join(steps))
     if summary.compensations:
         st.markdown(

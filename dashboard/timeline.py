@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.style import status_color
-from storage.models import EventStatus, OrderStatus, StepStatus
+from storage.models import EventStatus, OrderStatus, StepKind, StepStatus
 from storage.views import OrderSummary
 
 BEGINS = {EventStatus.STARTED, EventStatus.COMPENSATING}
@@ -42,7 +42,7 @@ def attempts(summary: OrderSummary) -> list[dict[str, Any]]:
         if event.status in BEGINS:
             running[key] = {
                 "step": event.step,
-                "kind": kinds.get(event.step, "step"),
+                "kind": kinds.get(event.step, StepKind.STEP),
                 "attempt": event.attempt,
                 "outcome": RUNNING,
                 "start_s": at,
@@ -69,7 +69,9 @@ def timeline_chart(rows: list[dict[str, Any]], failure_point: str | None) -> alt
     frame["end_s"] = frame["end_s"].fillna(last)
     width = max(last * MIN_BAR_SHARE, 0.001)
     frame["bar_end_s"] = frame["end_s"].clip(lower=frame["start_s"] + width)
-    frame["row"] = frame["step"] + frame["kind"].map({"compensation": " ↩", "step": ""})
+    frame["row"] = frame["step"] + frame["kind"].map(
+        {StepKind.COMPENSATION: " ↩", StepKind.STEP: ""}
+    )
     order = list(dict.fromkeys(frame["row"]))
     bars = (
         alt.Chart(frame)

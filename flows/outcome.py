@@ -18,7 +18,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.states import Cancelled, Completed, Failed, State
 
 from flows.prefect_api import prefect_api
-from storage.models import OrderStatus
+from storage.models import OrderStatus, StepKind
 from storage.views import OrderSummary
 
 # what a call to the Prefect server can raise when the server is down, slow or refuses
@@ -152,7 +152,7 @@ def human_summary(summary: OrderSummary) -> str:
     if summary.failure_reason:
         lines.append(f"  reason: {summary.failure_reason}")
     rows = {row.name: row for row in summary.saga}
-    ran = [r for r in summary.saga if r.kind == "step" and r.attempts]
+    ran = [r for r in summary.saga if r.kind == StepKind.STEP and r.attempts]
     ran += [rows[name] for name in summary.compensations if name in rows]
     for row in ran:
         retries = f", {row.attempts} attempts" if row.attempts > 1 else ""

@@ -23,6 +23,7 @@ from storage.models import (
     Order,
     OrderStatus,
     SagaStep,
+    StepKind,
     StepStatus,
 )
 from storage.settings import get_settings
@@ -92,7 +93,7 @@ class SagaRun:
                 session,
                 order_id=self.order_id,
                 name=step.undo.name,
-                kind="compensation",
+                kind=StepKind.COMPENSATION,
                 position=position,
                 idempotency_key=key,
             )
@@ -100,7 +101,7 @@ class SagaRun:
             session,
             order_id=self.order_id,
             name=step.name,
-            kind="step",
+            kind=StepKind.STEP,
             position=position,
             idempotency_key=key,
         )
@@ -164,7 +165,7 @@ class SagaRun:
         return [
             row
             for row in reversed(rows)
-            if row.kind == "compensation" and row.status in STILL_TO_RUN
+            if row.kind == StepKind.COMPENSATION and row.status in STILL_TO_RUN
         ]
 
     def _undo(self, row: SagaStep) -> str | None:

@@ -19,6 +19,7 @@ from storage.models import (
     Payment,
     Reservation,
     SagaStep,
+    StepKind,
     WarehouseRecord,
 )
 from storage.views import ChargeRequestView, PaymentView, ReservationView, WarehouseDetail
@@ -137,7 +138,7 @@ def compensation_runs(session: Session) -> list[dict[str, Any]]:
     """Compensations that ran at least once: per name and final status, orders and attempts."""
     rows = session.exec(
         select(SagaStep.name, SagaStep.status, func.count(), func.sum(SagaStep.attempts))
-        .where(SagaStep.kind == "compensation", SagaStep.attempts > 0)
+        .where(SagaStep.kind == StepKind.COMPENSATION, SagaStep.attempts > 0)
         .group_by(SagaStep.name, SagaStep.status)
         .order_by(SagaStep.name, SagaStep.status)
     ).all()

@@ -22,6 +22,7 @@ from storage.vocabulary import (
     OrderStatus,
     PaymentProvider,
     ReservationStatus,
+    StepKind,
     StepStatus,
     WarehouseStatus,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "OrderStatus",
     "PaymentProvider",
     "ReservationStatus",
+    "StepKind",
     "StepStatus",
     "WarehouseStatus",
 ]
@@ -171,7 +173,7 @@ class SagaStep(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(index=True)
     name: str
-    kind: str  # step | compensation
+    kind: str  # StepKind
     position: int
     status: str  # StepStatus for a step, CompensationStatus for a compensation
     attempts: int = 0

@@ -22,6 +22,7 @@ from storage.models import (
     Product,
     SagaEvent,
     SagaStep,
+    StepKind,
     StepStatus,
     utcnow,
 )
@@ -311,7 +312,7 @@ def register_step(
             name=name,
             kind=kind,
             position=position,
-            status=StepStatus.PENDING if kind == "step" else CompensationStatus.REGISTERED,
+            status=StepStatus.PENDING if kind == StepKind.STEP else CompensationStatus.REGISTERED,
             idempotency_key=idempotency_key,
         )
         if not insert_once(session, row):
@@ -355,7 +356,9 @@ def begin_attempt(session: Session, *, order_id: str, name: str, event_status: s
         raise LookupError(f"{name} is not on the saga log of order {order_id}")
     now = utcnow()
     row.attempts += 1
-    row.status = StepStatus.RUNNING if row.kind == "step" else CompensationStatus.COMPENSATING
+    row.status = (
+        StepStatus.RUNNING if row.kind == StepKind.STEP else CompensationStatus.COMPENSATING
+    )
     row.started_at = row.started_at or now
     row.finished_at = None
     session.add(row)

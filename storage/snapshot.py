@@ -17,6 +17,7 @@ from storage.models import (
     Product,
     SagaEvent,
     SagaStep,
+    StepKind,
     StepStatus,
     WarehouseRecord,
 )
@@ -92,7 +93,9 @@ def _summary(
         {
             **order.model_dump(),
             "steps_completed": [
-                s.name for s in steps if s.kind == "step" and s.status == StepStatus.COMPLETED
+                s.name
+                for s in steps
+                if s.kind == StepKind.STEP and s.status == StepStatus.COMPLETED
             ],
             "compensations": compensations,
             "compensation_triggered": bool(compensations),

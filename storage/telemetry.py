@@ -32,6 +32,7 @@ from storage.models import (
     OrderStatus,
     SagaEvent,
     SagaStep,
+    StepKind,
     StepStatus,
     utcnow,
 )
@@ -40,7 +41,10 @@ from storage.models import (
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # An order waits for an intake, then runs its saga: well under a second to minutes.
 ORDER_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-ATTEMPT_BEGINS = {EventStatus.STARTED: "step", EventStatus.COMPENSATING: "compensation"}  # → kind
+ATTEMPT_BEGINS = {
+    EventStatus.STARTED: StepKind.STEP,
+    EventStatus.COMPENSATING: StepKind.COMPENSATION,
+}  # → kind
 # saga_steps statuses with a final duration
 FINISHED_STEP_STATUSES = (
     StepStatus.COMPLETED,
@@ -101,9 +105,9 @@ def attempt_counts(session: Session) -> tuple[Counter[Labels], Counter[Labels]]:
     attempts: Counter[Labels] = Counter()
     failures: Counter[Labels] = Counter()
     for name, status, count in rows:
-        (failures if status == EventStatus.FAILED else attempts)[name, kinds.get(name, "step")] += (
-            count
-        )
+        (failures if status == EventStatus.FAILED else attempts)[
+            name, kinds.get(name, StepKind.STEP)
+        ] += count
     return attempts, failures
 
 

@@ -20,6 +20,13 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class StepKind(StrEnum):
+    """`saga_steps.kind`: a forward step, or the compensation that undoes one."""
+
+    STEP = "step"
+    COMPENSATION = "compensation"
+
+
 class StepStatus(StrEnum):
     """`saga_steps.status` of a row of kind `step`."""
 
