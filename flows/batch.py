@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import sys
 import time
 import uuid
@@ -232,9 +233,22 @@ class FileOrders:
 
 
 def existing_file(text: str) -> Path:
+    """A readable regular file: a pipe or a terminal could not be read twice (once to count
+    the lines for the progress bar, once to run them)."""
     path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise argparse.ArgumentTypeError(f"{text}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise argparse.ArgumentTypeError(
+                f"{text}: not a regular file (a pipe or a device is read once: save it to a file)"
+            )
+        path.open("rb").close()
+    except (FileNotFoundError, NotADirectoryError):
+        raise argparse.ArgumentTypeError(f"{text}: no such file") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
     return path
 
 

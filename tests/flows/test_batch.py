@@ -3,6 +3,9 @@ CSV, a file run twice charges nobody twice, FAIL_AT compensates exactly the fail
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from flows.batch import derived_order_id
@@ -168,3 +171,17 @@ def test_a_spreadsheet_csv_runs_past_its_odd_lines(prefect_server, tmp_path):
     assert_only_orders({"s-1", "s-2", "s-5"})
     assert order_summary("s-2").customer_id == "cust-2"
     assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+@pytest.mark.parametrize(
+    ("make", "error"), [(Path.mkdir, "is a directory"), (os.mkfifo, "not a regular file")]
+)
+def test_a_path_that_is_not_a_file_is_one_line_and_exit_2(tmp_path, make, error):
+    path = tmp_path / "orders.csv"
+    make(path)
+    result = run_module("flows.batch", str(path), "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{path}: {error}" in result.stderr

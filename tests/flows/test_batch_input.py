@@ -4,12 +4,14 @@ leading BOM, and a one-line error for a path that is not a regular file."""
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flows.batch import MAX_LINE, BadLine, count_lines, parse_line, read_lines
+from flows.batch import MAX_LINE, BadLine, count_lines, existing_file, parse_line, read_lines
 from tests.flows.helpers import order_line, write
 
 HEADER = "order_id,product_id,quantity,customer_id,payment_method"
@@ -124,3 +126,19 @@ def test_a_leading_bom_is_not_part_of_the_first_line(tmp_path):
     for path in (csv_path, jsonl_path):
         [(_, fields)] = lines_of(path).values()
         assert problem(fields) == ""
+
+
+def test_the_file_must_be_a_readable_regular_file(tmp_path):
+    regular = write(tmp_path / "orders.csv", [HEADER])
+    fifo = tmp_path / "orders.fifo"
+    os.mkfifo(fifo)
+    assert existing_file(str(regular)) == regular
+    expected = {
+        tmp_path / "nope.csv": "no such file",
+        regular / "orders.csv": "no such file",
+        tmp_path: "is a directory",
+        fifo: "not a regular file",
+    }
+    for path, error in expected.items():
+        with pytest.raises(argparse.ArgumentTypeError, match=f"^{path}: {error}"):
+            existing_file(str(path))
