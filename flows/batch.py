@@ -9,19 +9,20 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import os
 import socket
+import stat
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -41,10 +42,15 @@ from storage.settings import get_settings
 
 MAX_REPORTED = 1000  # bad lines and unfinished orders listed in the summary (all are counted)
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+MAX_LINE = 128 * 1024  # characters of a line (CSV: a record); an order has a few hundred
 
 
 class BadLine(ValueError):
     """A line that is not an order; the message says why."""
+
+
+NOT_AN_ORDER = BadLine("not an order: expected a JSON object or a CSV row")
+TOO_LONG = BadLine(f"not an order: over {MAX_LINE:,} characters")
 
 
 def parse_line(fields: dict[str, Any]) -> OrderCreate:
@@ -63,37 +69,83 @@ def derived_order_id(number: int, text: str) -> str:
     return "b-" + hashlib.sha256(f"{number}:{text.strip()}".encode()).hexdigest()[:20]
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
-    """(line number, raw text, fields or None when unreadable) for every non-empty line."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        if path.suffix.lower() in JSONL_SUFFIXES:
-            for number, text in enumerate(handle, 1):
-                if text.strip():
-                    yield number, text, _json_fields(text)
+def read_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | BadLine]]:
+    """(number of the line it starts on, raw text, fields or why there are none) for every
+    non-blank JSONL line or CSV record; a leading BOM is skipped."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        if path.suffix.lower() not in JSONL_SUFFIXES:
+            yield from _csv_records(_lines(handle))
             return
-        header = next(csv.reader([handle.readline()]), [])
-        for number, text in enumerate(handle, 2):
-            if text.strip():
-                row = next(csv.reader(io.StringIO(text)), [])
-                yield number, text, _csv_fields(header, row)
+        for number, text in enumerate(_lines(handle), 1):
+            if len(text) > MAX_LINE:
+                yield number, text, TOO_LONG
+            elif text.strip():
+                yield number, text, _json_fields(text)
 
 
-def _json_fields(text: str) -> dict[str, Any] | None:
+def _lines(handle: TextIO) -> Iterator[str]:
+    """The file's lines; of a line over `MAX_LINE` characters only the first `MAX_LINE` + 1
+    (the rest is read in pieces and dropped: memory stays bounded)."""
+    while line := handle.readline(MAX_LINE + 1):
+        if len(line) > MAX_LINE and line[-1] not in "\r\n":
+            while (rest := handle.readline(MAX_LINE)) and rest[-1] not in "\r\n":
+                pass
+        yield line
+
+
+def _csv_records(lines: Iterator[str]) -> Iterator[tuple[int, str, dict[str, Any] | BadLine]]:
+    """One CSV reader over the whole file (a quoted field may hold newlines); the first record
+    is the header, and a record's text is the lines it was read from."""
+    taken: list[str] = []
+    reader = csv.reader(_kept(lines, taken))
+    try:
+        header = next(reader, [])
+    except csv.Error:  # no usable header: every record is then the wrong length
+        header = []
+    while True:
+        taken.clear()
+        number = reader.line_num + 1
+        try:
+            row: list[str] | BadLine | None = next(reader, None)
+        except csv.Error as exc:  # a quoted field over csv's limit; the reader goes on after it
+            row = BadLine(f"not an order: {exc}")
+        if row is None:
+            return
+        text = "".join(taken)
+        if text.strip():
+            fields = row if isinstance(row, BadLine) else _csv_fields(header, row, text)
+            if isinstance(fields, BadLine) and reader.line_num > number:  # a stray quote?
+                fields = BadLine(f"{fields} (a record of lines {number} to {reader.line_num})")
+            yield number, text, fields
+
+
+def _kept(lines: Iterator[str], taken: list[str]) -> Iterator[str]:
+    """`lines`, each also appended to `taken`."""
+    for line in lines:
+        taken.append(line)
+        yield line
+
+
+def _json_fields(text: str) -> dict[str, Any] | BadLine:
     try:
         fields = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return fields if isinstance(fields, dict) else None
+    except (ValueError, RecursionError):  # not JSON, an integer of 4,300+ digits, too deep
+        return NOT_AN_ORDER
+    return fields if isinstance(fields, dict) else NOT_AN_ORDER
 
 
-def _csv_fields(header: list[str], row: list[str]) -> dict[str, Any] | None:
+def _csv_fields(header: list[str], row: list[str], text: str) -> dict[str, Any] | BadLine:
+    if len(text) > MAX_LINE:
+        return TOO_LONG
     if len(row) != len(header):
-        return None
+        return NOT_AN_ORDER
     fields: dict[str, Any] = {
         name.strip(): value.strip() for name, value in zip(header, row, strict=True) if value
     }
-    if fields.get("quantity", "").isdigit():  # CSV has no numbers; JSON lines must be exact
-        fields["quantity"] = int(fields["quantity"])
+    quantity = fields.get("quantity", "")
+    if quantity.isascii() and quantity.isdigit():  # CSV has no numbers; JSON lines must be exact
+        with suppress(ValueError):  # 4,300+ digits: left as text, the validation says why
+            fields["quantity"] = int(quantity)
     return fields
 
 
@@ -146,10 +198,10 @@ class FileOrders:
     def give_back(self, order_ids: list[str]) -> None:
         self._retry.extend(order_ids)
 
-    def _record(self, number: int, text: str, fields: dict[str, Any] | None) -> str | None:
+    def _record(self, number: int, text: str, fields: dict[str, Any] | BadLine) -> str | None:
         """Record the line's order and return its id if it is to run now."""
-        if fields is None:
-            self.report.bad(number, "not an order: expected a JSON object or a CSV row")
+        if isinstance(fields, BadLine):
+            self.report.bad(number, str(fields))
             return None
         try:
             order = parse_line(fields)
@@ -177,15 +229,29 @@ class FileOrders:
 
 
 def existing_file(text: str) -> Path:
+    """A readable regular file: a pipe or a terminal could not be read twice (once to count
+    the lines for the progress bar, once to run them)."""
     path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise argparse.ArgumentTypeError(f"{text}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise argparse.ArgumentTypeError(
+                f"{text}: not a regular file (a pipe or a device is read once: save it to a file)"
+            )
+        path.open("rb").close()
+    except (FileNotFoundError, NotADirectoryError):
+        raise argparse.ArgumentTypeError(f"{text}: no such file") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
     return path
 
 
 def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
+    """The file's non-blank lines, the progress bar's total."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return sum(1 for line in _lines(handle) if line.strip())
 
 
 def run_batch(path: Path, concurrency: int, progress: Progress | None = None) -> dict[str, Any]:

@@ -3,6 +3,9 @@ CSV, a file run twice charges nobody twice, FAIL_AT compensates exactly the fail
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from flows.batch import derived_order_id
@@ -140,3 +143,45 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "nope.jsonl" in result.stderr
+
+
+@pytest.mark.usefixtures("db")
+def test_a_spreadsheet_csv_runs_past_its_odd_lines(prefect_server, tmp_path):
+    """A BOM, a quoted newline, a superscript quantity and a 200 KB field are each one bad line
+    (or none), never the end of the batch: the orders after them run too."""
+    path = tmp_path / "sheet.csv"
+    lines = [
+        "\ufefforder_id,product_id,quantity,customer_id,payment_method",
+        "s-1,SKU-003,1,cust-1,tok_visa",
+        's-2,SKU-003,1,"cust-2',
+        '",tok_visa',
+        "s-3,SKU-003,²,cust-3,tok_visa",
+        f"s-4,SKU-003,1,{'x' * 200_000},tok_visa",
+        "s-5,SKU-003,1,cust-5,tok_visa",
+    ]
+    path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+    code, summary, err = run_batch(prefect_server, path)
+    assert code == 1, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    reasons = {bad["line"]: bad["error"] for bad in summary["bad_lines"]}
+    assert sorted(reasons) == [5, 6], reasons
+    assert reasons[5].startswith("quantity:")
+    assert reasons[6] == "not an order: over 131,072 characters"
+    assert summary["statuses"] == {"completed": 3}
+    assert_only_orders({"s-1", "s-2", "s-5"})
+    assert order_summary("s-2").customer_id == "cust-2"
+    assert_audit_clean()
+
+
+@pytest.mark.usefixtures("db")
+@pytest.mark.parametrize(
+    ("make", "error"), [(Path.mkdir, "is a directory"), (os.mkfifo, "not a regular file")]
+)
+def test_a_path_that_is_not_a_file_is_one_line_and_exit_2(tmp_path, make, error):
+    path = tmp_path / "orders.csv"
+    make(path)
+    result = run_module("flows.batch", str(path), "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{path}: {error}" in result.stderr
