@@ -1,8 +1,10 @@
 """`python -m bench.http_load API ORDERS_FILE [--clients 20]`: mode (a)'s clients. Each of the
-clients posts an order (`POST /orders` with its `order_id`), polls its status until it is
-terminal, and takes the next. Prints one JSON object: `seconds` (first post to last terminal
-status seen) and, per order, `status` and `latency_s` (post sent to terminal status seen).
-Exit 1 when a request fails."""
+clients posts an order (`POST /orders` with its `order_id`, retried with the same id and body on
+a connection error or a 503: `bench.post_order`), polls its status until it is terminal, and
+takes the next. Prints one JSON object: `seconds` (first post to last terminal status seen),
+`post_retries` (all clients') and, per order, `status`, `latency_s` (first post sent to terminal
+status seen) and `post_retries`. Exit 1 when a request fails; a 409 on a retry is a bug, and
+its line (starting `BUG:`) is printed last."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from bench.post_order import RetryConflict, post_order
 from bench.workload import OrderSpec, read_orders
 
 TERMINAL = {"completed", "failed", "needs_attention", "cancelled"}
@@ -24,31 +28,42 @@ POLL_SECONDS = 0.25
 TIMEOUT_SECONDS = 300.0
 
 
-def one_order(client: httpx.Client, spec: OrderSpec) -> dict[str, object]:
+@dataclass
+class Load:
+    """What the clients share: the orders left, and what they found."""
+
+    todo: queue.Queue[OrderSpec]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    bugs: list[str] = field(default_factory=list)  # 409s on retries
+
+
+def one_order(client: httpx.Client, spec: OrderSpec) -> dict[str, Any]:
     """Post the order and poll it to its end."""
     began = time.perf_counter()
-    posted = client.post("/orders", json=asdict(spec))
-    if posted.status_code != 200:
-        raise RuntimeError(f"POST /orders answered {posted.status_code}: {posted.text[:300]}")
+    _, retries = post_order(client, asdict(spec))
     while time.perf_counter() - began < TIMEOUT_SECONDS:
         status = client.get(f"/orders/{spec.order_id}/status").raise_for_status().json()["status"]
         if status in TERMINAL:
-            return {"status": status, "latency_s": time.perf_counter() - began}
+            latency = time.perf_counter() - began
+            return {"status": status, "latency_s": latency, "post_retries": retries}
         time.sleep(POLL_SECONDS)
     raise RuntimeError(f"order {spec.order_id} not terminal after {TIMEOUT_SECONDS:.0f} s")
 
 
-def client_loop(api: str, todo: queue.Queue, results: dict, errors: list[str]) -> None:
+def client_loop(api: str, load: Load) -> None:
     with httpx.Client(base_url=api, timeout=60) as client:
-        while not errors:
+        while not (load.errors or load.bugs):
             try:
-                spec = todo.get_nowait()
+                spec = load.todo.get_nowait()
             except queue.Empty:
                 return
             try:
-                results[spec.order_id] = one_order(client, spec)
+                load.results[spec.order_id] = one_order(client, spec)
+            except RetryConflict as exc:
+                load.bugs.append(str(exc))
             except (httpx.HTTPError, RuntimeError) as exc:
-                errors.append(f"{spec.order_id}: {exc}")
+                load.errors.append(f"{spec.order_id}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,24 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("orders", type=Path)
     parser.add_argument("--clients", type=int, default=20)
     args = parser.parse_args(argv)
-    todo: queue.Queue[OrderSpec] = queue.Queue()
+    load = Load(queue.Queue())
     for spec in read_orders(args.orders):
-        todo.put(spec)
-    results: dict[str, dict[str, object]] = {}
-    errors: list[str] = []
+        load.todo.put(spec)
     started = time.perf_counter()
     clients = [
-        threading.Thread(target=client_loop, args=(args.api, todo, results, errors))
-        for _ in range(args.clients)
+        threading.Thread(target=client_loop, args=(args.api, load)) for _ in range(args.clients)
     ]
     for thread in clients:
         thread.start()
     for thread in clients:
         thread.join()
-    if errors:
-        print(f"bench.http_load: {errors[0]}", file=sys.stderr)
+    for line in load.errors + load.bugs:
+        print(f"bench.http_load: {line}", file=sys.stderr)
+    if load.errors or load.bugs:
         return 1
-    print(json.dumps({"seconds": time.perf_counter() - started, "orders": results}))
+    retries = sum(result["post_retries"] for result in load.results.values())
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "post_retries": retries, "orders": load.results}))
     return 0
 
 

@@ -53,12 +53,14 @@ class Context:
 @dataclass
 class Measured:
     """The workload's wall time and cost; `latencies` when the mode's latency is not the
-    database's created_at → finished_at; `other_latencies` go to the JSON under their name."""
+    database's created_at → finished_at; `other_latencies` and `tallies` (counts such as the
+    clients' retries) go to the JSON under their name."""
 
     seconds: float
     usage: Usage
     latencies: list[float] | None = None
     other_latencies: dict[str, list[float]] = field(default_factory=dict)
+    tallies: dict[str, int] = field(default_factory=dict)
 
 
 def _require(module: str, why: str) -> None:
@@ -75,7 +77,8 @@ def _succeeded(done: Finished, log: Path, codes: tuple[int, ...] = (0,)) -> Fini
 
 
 def service(ctx: Context) -> Measured:
-    """(a) The stack (API, intake, Prefect server) and HTTP clients posting and polling."""
+    """(a) The stack (API, intake, Prefect server) and HTTP clients posting (retrying on a
+    connection error or a 503) and polling."""
     clients = [PYTHON, "-m", "bench.http_load", "--clients", str(HTTP_CLIENTS)]
     with stack(ctx.env, ctx.log("stack")) as (api, pid), TreeMeter([pid]) as meter:
         done = run_measured(
@@ -85,7 +88,10 @@ def service(ctx: Context) -> Measured:
     report = json.loads(_succeeded(done, ctx.log("clients")).stdout)
     client_seen = [order["latency_s"] for order in report["orders"].values()]
     return Measured(
-        report["seconds"], usage.add(done.usage), other_latencies={"client_latency_s": client_seen}
+        report["seconds"],
+        usage.add(done.usage),
+        other_latencies={"client_latency_s": client_seen},
+        tallies={"post_retries": report["post_retries"]},
     )
 
 

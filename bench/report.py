@@ -78,6 +78,7 @@ class Result:
                 key: latency_summary(values)
                 for key, values in (self.measured.other_latencies if self.measured else {}).items()
             },
+            **(self.measured.tallies if self.measured else {}),
         }
 
 

@@ -4,8 +4,10 @@
     export PREFECT_API_URL=http://127.0.0.1:4200/api
     python -m bench.saga_latency [--orders 30] [--cli-runs 5]
 
-Uses a throwaway SQLite file. Prints p50/p95/max of the in-process saga (record + run) and of
-the CLI's wall time (interpreter start, imports, saga, exit)."""
+Runs on a throwaway SQLite file, created (migrated, the default catalog) here and removed at
+the end; the caller's DATABASE_URL, FLOWFORGE_DB_PATH, FAIL_AT and CRASH_AT are ignored.
+Prints p50/p95/max of the in-process saga (record + run) and of the CLI's wall time
+(interpreter start, imports, saga, exit)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ import time
 from pathlib import Path
 
 from bench.submit_latency import summary
+from storage.db import migrate_database
+from storage.settings import get_settings
+
+IGNORED = ("DATABASE_URL", "FAIL_AT", "CRASH_AT")  # would point elsewhere or fail orders
 
 
 def in_process(orders: int) -> list[float]:
@@ -69,11 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         parser.exit(2, "bench.saga_latency: error: set PREFECT_API_URL to a running server\n")
-    os.environ["FLOWFORGE_DB_PATH"] = str(Path(tempfile.mkdtemp()) / "bench.sqlite3")
-    report = {
-        "in_process_seconds": summary(in_process(args.orders)),
-        "cli_wall_seconds": summary(cli_runs(args.cli_runs)),
-    }
+    with tempfile.TemporaryDirectory(prefix="flowforge-saga-latency-") as directory:
+        for name in IGNORED:
+            os.environ.pop(name, None)
+        os.environ["FLOWFORGE_DB_PATH"] = str(Path(directory) / "bench.sqlite3")
+        get_settings.cache_clear()
+        migrate_database()  # this process and the CLI runs (they inherit the environment)
+        report = {
+            "in_process_seconds": summary(in_process(args.orders)),
+            "cli_wall_seconds": summary(cli_runs(args.cli_runs)),
+        }
     print(json.dumps(report, indent=2))
     return 0
 

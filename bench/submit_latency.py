@@ -3,8 +3,10 @@
     python -m deployments.stack &          # or: make stack
     python -m bench.submit_latency [--api URL] [--orders 20]
 
-Prints submit→running (the intake took it) and submit→completed p50/p95/max. For throughput
-under load and CPU per order, see `python -m bench`."""
+Each order is named here (`latency-…`) and posted with `bench.post_order` (retried with the
+same id and body on a connection error or a 503). Prints submit→running (the intake took it)
+and submit→completed p50/p95/max, and the posts' retries. For throughput under load and CPU
+per order, see `python -m bench`."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import json
 import math
 import os
 import time
+import uuid
 
 import httpx
+
+from bench.post_order import post_order
 
 TERMINAL = {"completed", "failed", "needs_attention", "cancelled"}
 POLL_SECONDS = 0.05
@@ -26,11 +31,19 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def one_order(client: httpx.Client, product: str) -> tuple[float, float]:
-    """Submit one order and poll it; (seconds until running, seconds until completed)."""
-    body = {"product_id": product, "quantity": 1, "customer_id": "bench", "payment_method": "tok"}
+def one_order(client: httpx.Client, product: str) -> tuple[float, float, int]:
+    """Submit one order and poll it; (seconds until running, seconds until completed, retries
+    of its post)."""
+    body = {
+        "order_id": f"latency-{uuid.uuid4().hex}",
+        "product_id": product,
+        "quantity": 1,
+        "customer_id": "bench",
+        "payment_method": "tok",
+    }
     began = time.perf_counter()
-    workflow_id = client.post("/orders", json=body).raise_for_status().json()["workflow_id"]
+    started, retries = post_order(client, body)
+    workflow_id = started["workflow_id"]
     running_at = None
     while True:
         status = client.get(f"/orders/{workflow_id}/status").raise_for_status().json()["status"]
@@ -40,7 +53,7 @@ def one_order(client: httpx.Client, product: str) -> tuple[float, float]:
         if status in TERMINAL:
             if status != "completed":
                 raise RuntimeError(f"order {workflow_id} ended {status}")
-            return running_at or now, now
+            return running_at or now, now, retries
         time.sleep(POLL_SECONDS)
 
 
@@ -66,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         "orders": args.orders,
         "submit_to_running_s": summary([r[0] for r in results]),
         "submit_to_completed_s": summary([r[1] for r in results]),
+        "post_retries": sum(r[2] for r in results),
     }
     print(json.dumps(report, indent=2))
 

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from storage import saga_log
 from storage.audit import audit
-from storage.db import session_scope
+from storage.db import migrate_database, session_scope
 from storage.models import Order
 from storage.operations import receive_stock
 
@@ -64,7 +64,10 @@ def expected_counts(specs: list[OrderSpec]) -> dict[str, int]:
 
 
 def receive(url: str, specs: list[OrderSpec]) -> None:
-    """Create the database and receive one unit per order of each product."""
+    """Create the database (the default catalog) and receive one unit per order of each
+    product. Created on purpose: a missing file is only created implicitly when the caller has
+    no database configured, and the bench must not depend on the caller's environment."""
+    migrate_database(url)
     with session_scope(url) as session:
         for product_id, units in Counter(spec.product_id for spec in specs).items():
             receive_stock(session, product_id=product_id, quantity=units)
