@@ -7,7 +7,7 @@ import logging
 
 import uvicorn
 
-from storage.cli import OneLineParser, whole_number
+from storage.arguments import OneLineParser, whole_number
 from storage.settings import get_settings
 
 

@@ -1,6 +1,5 @@
 """The FastAPI app. Routes stay thin: flows record, cancel and retry (the intake does the work),
-deployments.links reads the Prefect runs,
-storage reads and receives stock."""
+api.links reads the Prefect runs, storage reads and receives stock."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_metrics_token, require_token
+from api.links import run_links
 from api.schemas import (
     PAGE_SIZE,
     ActionAccepted,
@@ -35,16 +35,15 @@ from api.schemas import (
     PageOffset,
     StockReceipt,
 )
-from deployments.links import run_links
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from flows.outcome import Outcome
 from flows.reconcile import request_retry
-from storage import operations, saga_log, snapshot, telemetry
-from storage.audit import audit
-from storage.cli import IDENTIFIER
+from payments.audit import audit
+from storage import operations, prometheus, saga_log, snapshot
 from storage.db import session_scope
 from storage.errors import OrderConflict, ProductMismatch, StorageUnavailable
+from storage.limits import IDENTIFIER
 from storage.models import ORDER_ID, SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
 from storage.views import (
     EngineSnapshot,
@@ -67,7 +66,7 @@ PAGED = {
         }
     }
 }
-METRICS = telemetry.registry()
+METRICS = prometheus.registry()
 
 app = FastAPI(
     title="FlowForge",
@@ -288,7 +287,7 @@ def engine_snapshot(
 )
 def metrics() -> Response:
     """Prometheus text format, counted from the database: every replica reports the same."""
-    return Response(generate_latest(METRICS), media_type=telemetry.CONTENT_TYPE)
+    return Response(generate_latest(METRICS), media_type=prometheus.CONTENT_TYPE)
 
 
 @router.get("/audit")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.cli import MAX_RECEIPT, MAX_UNIT_PRICE
+from storage.limits import MAX_RECEIPT, MAX_UNIT_PRICE
 from storage.models import Text
 from storage.views import OrderSummary
 

@@ -25,7 +25,7 @@ from bench.modes import MODES, Context, Mode, ModeError, Unavailable
 from bench.report import Result, chart, table
 from bench.services import prefect_server
 from flows.prefect_api import NO_TELEMETRY
-from storage.cli import OneLineParser, whole_number
+from storage.arguments import OneLineParser, whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK_ORDERS = 10

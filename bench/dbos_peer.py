@@ -12,8 +12,8 @@ from dbos import DBOS, SetWorkflowID
 from dbos import error as dbos_error
 
 from bench import floor
+from storage.errors import FinalError
 from storage.settings import get_settings
-from tasks.saga_task import any_final
 
 UNITS = (floor.begin, floor.run_step, floor.unwind, floor.compensate, floor.finish)
 
@@ -26,7 +26,7 @@ def _step(unit: floor.Call) -> floor.Call:
         max_attempts=floor.retries(unit) + 1,
         interval_seconds=get_settings().retry_delays[0],
         backoff_rate=2.0,
-        should_retry=lambda exc: not any_final(exc),
+        should_retry=lambda exc: not isinstance(exc, FinalError),
     )(unit)
 
 

@@ -24,9 +24,8 @@ from sqlmodel import Session
 from flows.saga import SagaRun
 from storage import saga_log
 from storage.db import session_scope
-from storage.errors import DomainRefusal, LeaseLost
+from storage.errors import DomainRefusal, FinalError, LeaseLost
 from storage.settings import get_settings
-from tasks.saga_task import any_final
 from tasks.steps import STEPS
 
 OWNER = f"bench-floor:{os.getpid()}"
@@ -126,7 +125,7 @@ def call_directly(unit: Call, *args: Any) -> Any:
         try:
             return unit(*args)
         except Exception as exc:
-            if attempt == last or any_final(exc):
+            if attempt == last or isinstance(exc, FinalError):
                 raise
             time.sleep(delays[min(attempt, len(delays) - 1)])
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployments.stack import descendants
+from deployments.processes import descendants
 from flows.prefect_api import die_with_parent
 
 TICKS = os.sysconf("SC_CLK_TCK")

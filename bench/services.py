@@ -1,6 +1,7 @@
 """The long-lived processes some modes need: a Prefect server, the FlowForge stack. Each is
 started in its own session with its output in a log file, waited for until it answers, and
-stopped (SIGTERM, then SIGKILL for whatever outlives it) by the stack's own helpers."""
+stopped (SIGTERM, then SIGKILL for whatever outlives it) by the stack's process supervision
+(deployments/processes.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deployments.stack import SERVER_BATCHING, Child, free_port, stop, wait_ready
-from flows.prefect_api import die_with_parent
+from deployments.processes import Child, stop, wait_ready
+from deployments.stack import SERVER_BATCHING
+from flows.prefect_api import die_with_parent, free_port
 from storage.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent

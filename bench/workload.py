@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from payments.audit import audit
 from storage import saga_log
-from storage.audit import audit
 from storage.db import migrate_database, session_scope
 from storage.models import Order
 from storage.operations import receive_stock

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from storage.audit import audit
+from payments.audit import audit
 from storage.db import session_scope
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import actions
 from dashboard.data import read
 from dashboard.style import coloured, status_color
-from storage.metrics import attention_queue, compensation_runs, failure_points
+from storage.dashboard_queries import attention_queue, compensation_runs, failure_points
 from storage.models import OrderStatus
 
 QUEUE_SHOWN = 10

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.data import read
 from dashboard.style import coloured, money_text
-from storage.metrics import money, recent_payments
+from storage.dashboard_queries import money, recent_payments
 
 PAYMENTS_SHOWN = 100
 

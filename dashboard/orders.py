@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.data import read
 from dashboard.style import coloured
-from storage.metrics import OrderFilter, order_page
+from storage.dashboard_queries import OrderFilter, order_page
 from storage.models import ORDER_STATUSES
 from storage.snapshot import inventory
 

@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard.data import audit_problems, read
 from dashboard.style import seconds_text
+from storage.dashboard_queries import latency_percentiles, status_counts
 from storage.db import database_url
-from storage.metrics import latency_percentiles, status_counts
 from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES, OrderStatus
 
 MAX_VIOLATIONS_SHOWN = 20

@@ -12,7 +12,7 @@ from dashboard.data import read
 from dashboard.style import coloured, money_text, status_badge
 from dashboard.timeline import attempts, timeline_chart
 from flows.fulfill import order_summary
-from storage.metrics import order_records
+from storage.dashboard_queries import order_records
 from storage.models import ChargeRequestStatus, StepKind
 from storage.views import OrderSummary
 

@@ -13,7 +13,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL
 
 from flows.cli import bounded_seconds
-from storage.cli import OneLineParser, whole_number
+from storage.arguments import OneLineParser, whole_number
 from storage.settings import get_settings
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")

@@ -34,7 +34,7 @@ from flows.fulfill import record_order
 from flows.outcome import EXIT_CODES, ExitCode
 from flows.pipeline import Pipeline, run_until_stopped
 from storage import saga_log
-from storage.cli import OneLineParser, whole_number
+from storage.arguments import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import OrderConflict
 from storage.models import ACTIVE_STATUSES, OrderCreate, OrderStatus

@@ -24,7 +24,7 @@ from flows.outcome import (
 )
 from flows.saga import settle_order
 from storage import saga_log
-from storage.cli import OneLineParser
+from storage.arguments import OneLineParser
 from storage.db import session_scope
 from storage.models import SETTLED_STATUSES, OrderStatus
 from storage.settings import get_settings

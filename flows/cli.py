@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from flows.outcome import ExitCode
 from flows.prefect_api import PrefectAuthMissing, PrefectUnavailable, check_access
-from storage.cli import OneLineParser, number, whole_number
+from storage.arguments import OneLineParser, number, whole_number
 from storage.errors import OrderConflict, OrderNotFound, StorageUnavailable
 from storage.models import MAX_QUANTITY, ORDER_ID
 from tasks.faults import FaultSpecError, validate

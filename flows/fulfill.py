@@ -23,7 +23,7 @@ from flows.outcome import (
 from flows.prefect_api import PrefectUnavailable
 from flows.saga import drive_order
 from storage import saga_log, snapshot
-from storage.cli import OneLineParser
+from storage.arguments import OneLineParser
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES
 from storage.settings import get_settings

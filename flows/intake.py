@@ -26,7 +26,7 @@ from flows.cli import bounded_seconds, run_command
 from flows.pipeline import RETRY_SECONDS, Pipeline, run_until_stopped
 from flows.reconcile import mark_crashed
 from storage import saga_log
-from storage.cli import OneLineParser, whole_number
+from storage.arguments import OneLineParser, whole_number
 from storage.db import session_scope
 from storage.errors import StorageUnavailable
 from storage.settings import get_settings

@@ -39,6 +39,7 @@ from storage.settings import get_settings
 
 DEFAULT_LOCAL_API = "http://127.0.0.1:4200/api"
 STARTUP_TIMEOUT_SECONDS = 180.0
+PROBE_TIMEOUT_SECONDS = 0.5  # a Prefect server on this machine answers its health check at once
 PREFECT_AUTH_USER = "flowforge"
 PR_SET_PDEATHSIG = 1
 # in the environment of every Prefect server FlowForge starts: no telemetry, no internet here
@@ -72,7 +73,7 @@ def prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
-    url = DEFAULT_LOCAL_API if answers(DEFAULT_LOCAL_API) else _temporary_server()
+    url = DEFAULT_LOCAL_API if _serves(DEFAULT_LOCAL_API) else _temporary_server()
     with temporary_settings(updates=_local_settings(url)):
         yield
 
@@ -93,7 +94,7 @@ def check_access() -> None:
     pipeline would retry it for ever). A server that does not answer is left to the command."""
     if PREFECT_API_URL.value():
         updates: dict[Setting, str] = {}
-    elif answers(DEFAULT_LOCAL_API):
+    elif _serves(DEFAULT_LOCAL_API):
         updates = _local_settings(DEFAULT_LOCAL_API)
     else:
         return
@@ -116,12 +117,9 @@ def _refusal(api_url: str) -> str:
     )
 
 
-def answers(api_url: str, timeout: float = 0.5) -> bool:
+def _serves(api_url: str) -> bool:
     """True when a Prefect server answers its health check at `api_url`."""
-    try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers(f"{api_url}/health", PROBE_TIMEOUT_SECONDS)
 
 
 @cache
@@ -139,7 +137,7 @@ def _temporary_server() -> str:
         )
         atexit.register(process.terminate)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not answers(api_url):
+        while not _serves(api_url):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise PrefectUnavailable(
@@ -185,3 +183,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers 200 within `timeout` seconds: a health check, of a Prefect
+    server here and of every part the stack supervises."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -25,7 +25,7 @@ from flows.fulfill import fulfill_order, order_summary
 from flows.outcome import HANDED_OVER, PREFECT_ERRORS, Outcome, publish_artifact, run_locally
 from flows.saga import drive_order
 from storage import saga_log
-from storage.cli import OneLineParser
+from storage.arguments import OneLineParser
 from storage.db import session_scope
 from storage.models import ACTIVE_STATUSES, OrderStatus
 

@@ -1,7 +1,14 @@
-"""Domain errors. A `DomainRefusal` means the step refused and changed nothing: never retried."""
+"""Domain errors. A `FinalError` is never retried: a step or compensation that raises one
+ends at once. A `DomainRefusal` is a final error meaning the step refused and changed
+nothing (its compensation is skipped)."""
 
 
-class DomainRefusal(Exception):
+class FinalError(Exception):
+    """Retrying cannot help: the step or compensation that raised it ends at once. An
+    integration says "never retry this" by raising a subclass."""
+
+
+class DomainRefusal(FinalError):
     """The business said no; retrying cannot help."""
 
 
@@ -57,7 +64,7 @@ class OrderNotFound(LookupError):
         super().__init__(f"order {order_id!r} not found")
 
 
-class LeaseLost(Exception):
+class LeaseLost(FinalError):
     """Another process holds the order's lease now: this one must not touch the order."""
 
     def __init__(self, order_id: str) -> None:

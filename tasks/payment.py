@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from provider.client import Rejected
-from storage import operations, provider_payments, saga_log
+from payments.client import provider_client
+from storage import operations, payment_books, saga_log
 from tasks import payment_http
 from tasks.saga_task import Fence, saga_task
 
@@ -22,7 +22,7 @@ def payment_key(order_id: str) -> str:
     return f"{order_id}:payment"
 
 
-@saga_task(name="process_payment", waits=True, final=(Rejected,))
+@saga_task(name="process_payment", waits=True)
 def process_payment(
     fence: Fence,
     order_id: str,
@@ -37,19 +37,20 @@ def process_payment(
     def amount(session: Session) -> int:
         return quantity * operations.unit_price(session, product_id=product_id)
 
-    client = provider_payments.provider_client()
+    client = provider_client()
     if client is not None:
-        return payment_http.charge(
-            client,
-            fence,
-            order_id=order_id,
-            idempotency_key=payment_key(order_id),
-            amount_of=amount,
-            payment_method=payment_method,
-            customer_id=customer_id,
-        ).id
+        with payment_http.rejections_final():
+            return payment_http.charge(
+                client,
+                fence,
+                order_id=order_id,
+                idempotency_key=payment_key(order_id),
+                amount_of=amount,
+                payment_method=payment_method,
+                customer_id=customer_id,
+            ).id
     with fence() as session:
-        if provider_payments.charge_request(session, idempotency_key=payment_key(order_id)):
+        if payment_books.charge_request(session, idempotency_key=payment_key(order_id)):
             raise payment_http.ProviderNotConfigured(
                 f"order {order_id} was sent to a payment provider: set FLOWFORGE_PAYMENT_URL"
             )
@@ -65,7 +66,7 @@ def process_payment(
         return payment.charge_id
 
 
-@saga_task(name="refund_payment", compensation=True, waits=True, final=(Rejected,))
+@saga_task(name="refund_payment", compensation=True, waits=True)
 def refund_payment(fence: Fence, order_id: str) -> bool:
     """Compensation of process_payment: refund the charge found by idempotency key, here or at
     the provider the charge request went to."""
@@ -73,7 +74,8 @@ def refund_payment(fence: Fence, order_id: str) -> bool:
     with fence() as session:
         if operations.refund(session, idempotency_key=key):
             return True
-        request = provider_payments.charge_request(session, idempotency_key=key)
-    if request is None or request.status not in provider_payments.MAY_HAVE_CHARGED:
+        request = payment_books.charge_request(session, idempotency_key=key)
+    if request is None or request.status not in payment_books.MAY_HAVE_CHARGED:
         return False
-    return payment_http.refund(fence, order_id=order_id, request=request)
+    with payment_http.rejections_final():
+        return payment_http.refund(fence, order_id=order_id, request=request)

@@ -9,12 +9,14 @@ a charge whose answer was lost is still refunded when the order fails."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlmodel import Session
 
+from payments.client import provider_client
 from provider.client import (
     AlreadyRefunded,
     Charge,
@@ -24,8 +26,8 @@ from provider.client import (
     Rejected,
     Unreachable,
 )
-from storage import provider_payments, saga_log
-from storage.errors import CardDeclined
+from storage import payment_books, saga_log
+from storage.errors import CardDeclined, FinalError
 from storage.models import ChargeRequest, ChargeRequestStatus
 from storage.settings import get_settings
 from tasks.saga_task import Fence
@@ -38,12 +40,26 @@ class ProviderNotConfigured(RuntimeError):
     """A charge went to a payment provider, and this process has none configured."""
 
 
-class ChargeMismatch(Rejected):
+class PaymentRejected(FinalError):
+    """The provider refused the request itself (a 4xx that is not a decline: a bad body or
+    key, an unknown id, a key reused): retrying the same request cannot help."""
+
+
+@contextmanager
+def rejections_final() -> Iterator[None]:
+    """Raise a request the provider refused as `PaymentRejected`, which is never retried."""
+    try:
+        yield
+    except Rejected as exc:
+        raise PaymentRejected(str(exc)) from exc
+
+
+class ChargeMismatch(PaymentRejected):
     """The provider's charge under our key is not this order's: never retried, never refunded
     by us; a person must look."""
 
 
-class ChargeMissing(Rejected):
+class ChargeMissing(PaymentRejected):
     """The provider holds no charge under our key although it answered us with one (it lost
     its records?): nothing can be refunded, and nothing may be called undone; a person must
     look."""
@@ -89,7 +105,7 @@ def charge(
     the client's error (retried by the step unless it is a 4xx)."""
     with fence() as session:
         amount = amount_of(session)
-        provider_payments.begin_charge_request(
+        payment_books.begin_charge_request(
             session, order_id=order_id, idempotency_key=idempotency_key, amount=amount
         )
     try:
@@ -104,7 +120,7 @@ def charge(
         )
     except ProviderError as exc:
         with fence() as session:
-            provider_payments.end_charge_request(
+            payment_books.end_charge_request(
                 session, idempotency_key=idempotency_key, status=_outcome(exc), message=str(exc)
             )
         if isinstance(exc, Declined):
@@ -113,7 +129,7 @@ def charge(
     if result.refunded or not _belongs(result, order_id=order_id, amount=amount):
         mismatch = ChargeMismatch(_mismatch(result, idempotency_key))
         with fence() as session:
-            provider_payments.end_charge_request(
+            payment_books.end_charge_request(
                 session,
                 idempotency_key=idempotency_key,
                 status=ChargeRequestStatus.IN_DOUBT,
@@ -121,7 +137,7 @@ def charge(
             )
         raise mismatch
     with fence() as session:
-        provider_payments.end_charge_request(
+        payment_books.end_charge_request(
             session,
             idempotency_key=idempotency_key,
             status=ChargeRequestStatus.CHARGED,
@@ -137,7 +153,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     asking it; False when it holds none, once a request in doubt cannot still be on its way
     (connect + read timeout after it left). `ChargeMissing` when it holds none although it
     answered this request with a charge."""
-    client = provider_payments.provider_client()
+    client = provider_client()
     if client is None:
         raise ProviderNotConfigured(
             f"order {order_id} was charged at a payment provider: set FLOWFORGE_PAYMENT_URL"
@@ -145,7 +161,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
     found = outlasting_outage(lambda: client.find_charge(request.idempotency_key))
     settings = get_settings()
     window = settings.payment_connect_timeout + settings.payment_read_timeout
-    if found is None and (wait := provider_payments.in_flight_for(request, within=window)):
+    if found is None and (wait := payment_books.in_flight_for(request, within=window)):
         time.sleep(wait)  # a request in doubt may still be on its way: give it its time
         found = outlasting_outage(lambda: client.find_charge(request.idempotency_key))
     if found is None and request.status == ChargeRequestStatus.CHARGED:
@@ -167,7 +183,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
         except AlreadyRefunded:
             refunded = False
     with fence() as session:
-        provider_payments.end_charge_request(  # no longer in doubt: it charged
+        payment_books.end_charge_request(  # no longer in doubt: it charged
             session,
             idempotency_key=request.idempotency_key,
             status=ChargeRequestStatus.CHARGED,
@@ -177,7 +193,7 @@ def refund(fence: Fence, *, order_id: str, request: ChargeRequest) -> bool:
         _record(
             session, found, payment_method=found.payment_method, customer_id=found.customer or ""
         )
-        provider_payments.mark_refunded(session, charge_id=found.id)
+        payment_books.mark_refunded(session, charge_id=found.id)
     return refunded
 
 
@@ -195,7 +211,7 @@ def _mismatch(found: Charge, key: str) -> str:
 
 
 def _record(session: Session, found: Charge, *, payment_method: str, customer_id: str) -> None:
-    provider_payments.record_charge(
+    payment_books.record_charge(
         session,
         charge_id=found.id,
         order_id=found.order_id or "",

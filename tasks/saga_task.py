@@ -20,21 +20,17 @@ from prefect.states import State
 from sqlmodel import Session
 
 from storage import saga_log
-from storage.errors import DomainRefusal, LeaseLost
+from storage.errors import FinalError, LeaseLost
 from storage.models import EventStatus, StepStatus
 from storage.settings import get_settings
 from tasks import faults
 
 R = TypeVar("R")
-# never retried, whatever the task: a domain refusal (unknown product, no stock, declined
-# card) and a lost lease; a task declares its own on top (`saga_task(final=...)`)
-FINAL_ERRORS: tuple[type[BaseException], ...] = (DomainRefusal, LeaseLost)
 # opens a transaction that first renews the order's lease (`LeaseLost` when it is gone)
 Fence = Callable[[], AbstractContextManager[Session]]
 # filled by `saga_task` for each task it declares: task name -> the setting that holds its
-# retry count; -> the errors it declared final
+# retry count
 _RETRIES_SETTING: dict[str, str] = {}
-_FINAL: dict[str, tuple[type[BaseException], ...]] = {}
 _with_policy: dict[tuple[int, int, tuple[float, ...]], Task[..., Any]] = {}
 
 
@@ -43,27 +39,9 @@ def _exception_of(state: State) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
 
 
-def final_errors(task_name: str) -> tuple[type[BaseException], ...]:
-    """The errors that end a step or compensation at once: `FINAL_ERRORS` and its own."""
-    return FINAL_ERRORS + _FINAL.get(task_name, ())
-
-
-def is_final(task_name: str, error: BaseException) -> bool:
-    """Whether `error` from that task must not be retried."""
-    return isinstance(error, final_errors(task_name))
-
-
-def any_final(error: BaseException) -> bool:
-    """Whether `error` is final for some step or compensation (for a runner that does not
-    know which task raised it, such as the bench's floor)."""
-    declared = tuple({cls for errors in _FINAL.values() for cls in errors})
-    return isinstance(error, FINAL_ERRORS + declared)
-
-
-def retry_unless_final(task_: Task, _task_run: TaskRun, state: State) -> bool:
-    """Retry condition: anything but the task's final errors is retried."""
-    error = _exception_of(state)
-    return error is None or not is_final(task_.name, error)
+def retry_unless_final(_task: Task, _task_run: TaskRun, state: State) -> bool:
+    """Retry condition: anything but a `FinalError` is retried."""
+    return not isinstance(_exception_of(state), FinalError)
 
 
 def record_final_failure(task_: Task, _task_run: TaskRun, state: State) -> None:
@@ -222,20 +200,18 @@ def saga_task(
     name: str,
     compensation: bool = False,
     waits: bool = False,
-    final: tuple[type[BaseException], ...] = (),
 ) -> Callable[[Callable[..., R]], Task[..., R]]:
     """Wrap `fn` as the Prefect task `name`, called as `task(order_id, lease_owner, ...)`.
 
     By default `fn(session, order_id, ...)` runs in one transaction that renews that owner's
     lease first. With `waits=True` (it waits on another system) `fn(fence, order_id, ...)`
     runs outside any transaction and opens its own with `with fence() as session:`, each
-    renewing the lease first. `final` are errors of this task that are never retried, on
-    top of `FINAL_ERRORS`. Its fault point and its place in the saga come from the step
-    table (`tasks.steps`).
+    renewing the lease first. Every error is retried but a `FinalError` (a domain refusal,
+    a lost lease, or what an integration declares final by subclassing it). Its fault point
+    and its place in the saga come from the step table (`tasks.steps`).
     """
     settings = get_settings()
     _RETRIES_SETTING[name] = "compensation_retries" if compensation else "step_retries"
-    _FINAL[name] = final
     retries = getattr(settings, _RETRIES_SETTING[name])  # until `with_current_retries`
     statuses = (
         (EventStatus.COMPENSATING, EventStatus.COMPENSATED)

@@ -23,6 +23,24 @@ os.environ.pop("DATABASE_URL", None)
 from storage.db import migrate_database  # noqa: E402
 from storage.settings import get_settings  # noqa: E402
 
+# fixtures that start a server or a process: a test that uses one is `e2e`
+PROCESS_FIXTURES = frozenset({"prefect_server", "postgres_cluster", "provider"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test starts, from the fixtures it uses: `postgres` for a PostgreSQL cluster,
+    `e2e` for any server or process (modules that start processes by hand say so themselves),
+    so `pytest -m "not e2e"` is the unit layer."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres_cluster" in fixtures or "postgresql" in params.values():
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & PROCESS_FIXTURES or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

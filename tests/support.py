@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage.audit import audit
+from payments.audit import audit
 from storage.db import session_scope
 
 ROOT = Path(__file__).resolve().parent.parent

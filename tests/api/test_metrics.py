@@ -14,8 +14,8 @@ from bench.factory import fill_orders
 from flows.fulfill import record_order
 from storage.db import session_scope
 from storage.models import ORDER_STATUSES, Order, SagaEvent, SagaStep, utcnow
+from storage.prometheus import ORDER_BUCKETS, STEP_BUCKETS
 from storage.settings import get_settings
-from storage.telemetry import ORDER_BUCKETS, STEP_BUCKETS
 from tests.flows.helpers import place
 
 # (FAIL_AT, order arguments): sagas run for real, so their steps carry start and end times

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support import child_env, run_module
 
+pytestmark = pytest.mark.e2e  # starts servers or processes
+
 
 @pytest.mark.parametrize("variable", ["FLOWFORGE_DB_PATH", "DATABASE_URL"])
 def test_caller_database_is_ignored(tmp_path: Path, variable: str) -> None:

@@ -12,6 +12,8 @@ import pytest
 from bench.modes import MODES
 from tests.support import ROOT, run_module
 
+pytestmark = pytest.mark.e2e  # starts servers or processes
+
 RUN_SECONDS = 300
 DOCS_CHART = ROOT / "docs" / "bench.png"
 

@@ -38,10 +38,13 @@ DOM_BUDGET, SCREENSHOT_BUDGET = "--virtual-time-budget=20000", "--virtual-time-b
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 PATIENCE_SECONDS = 90  # the server's first script run imports Prefect
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and os.environ.get("CI") != "true",
-    reason="Debian's chromium is not installed (CI installs it)",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None and os.environ.get("CI") != "true",
+        reason="Debian's chromium is not installed (CI installs it)",
+    ),
+]
 
 
 def free_port() -> int:

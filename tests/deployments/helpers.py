@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from deployments.stack import Child, descendants, free_port, start, wait_for, wait_ready
+from deployments.processes import Child, descendants, start, wait_for, wait_ready
+from flows.prefect_api import free_port
 from tests.api.helpers import order_body
 from tests.support import PYTHON, ROOT
 

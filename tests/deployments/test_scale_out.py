@@ -13,6 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -31,6 +32,8 @@ from tests.deployments.helpers import (
 )
 from tests.flows.helpers import engine_state
 from tests.support import assert_audit_clean, child_env, run_module
+
+pytestmark = pytest.mark.e2e  # starts servers or processes
 
 ORDERS = 100
 LEASE = "3"

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from deployments.stack import Child, start, stop, wait_ready
+from deployments.processes import Child, start, stop, wait_ready
 from flows.fulfill import record_order, run_order
 from storage.db import migrate_database
 from storage.settings import get_settings
@@ -27,6 +27,8 @@ from tests.deployments.helpers import (
     wait_until,
 )
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
+
+pytestmark = pytest.mark.e2e  # starts servers or processes
 
 
 @pytest.fixture(scope="module")

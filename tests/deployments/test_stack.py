@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from deployments.stack import alive, descendants, provider_command, start, stop, wait_ready
+from deployments.processes import alive, descendants, start, stop, wait_ready
+from deployments.stack import provider_command
 from tests.deployments.helpers import (
     TERMINAL,
     child_pid,
@@ -26,6 +28,8 @@ from tests.deployments.helpers import (
     wait_until,
 )
 from tests.support import PYTHON, ROOT, child_env, run_module
+
+pytestmark = pytest.mark.e2e  # starts servers or processes
 
 # A part: ready (its pid in PATH) after DELAY s, exits 3 after LIFETIME s more; with ONCE it
 # is ready only the first time (started again, it hangs).
@@ -40,19 +44,20 @@ time.sleep(float(lifetime))
 sys.exit(3)
 """
 # Supervises the parts given as JSON {name: [delay, lifetime or null, once?]}; optional
-# "backoff" and "ready_timeout" replace the stack's. Exits with supervise's code, 0 on SIGTERM.
+# "backoff" and "ready_timeout" replace the supervisor's. Exits with supervise's code, 0 on
+# SIGTERM.
 SUPERVISOR = """
 import json, os, signal, sys
 from pathlib import Path
-from deployments import stack
+from deployments import processes
 
 def stop_on(signum, frame):
-    raise stack.Stop(signum)
+    raise processes.Stop(signum)
 
 signal.signal(signal.SIGTERM, stop_on)
 workdir, spec, part = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-stack.BACKOFF_SECONDS = tuple(spec.get("backoff", stack.BACKOFF_SECONDS))
-stack.READY_TIMEOUT_SECONDS = spec.get("ready_timeout", stack.READY_TIMEOUT_SECONDS)
+processes.BACKOFF_SECONDS = tuple(spec.get("backoff", processes.BACKOFF_SECONDS))
+processes.READY_TIMEOUT_SECONDS = spec.get("ready_timeout", processes.READY_TIMEOUT_SECONDS)
 
 def serves(path):
     return lambda child: path.exists() and path.read_text() == str(child.process.pid)
@@ -63,13 +68,13 @@ try:
         path = workdir / name
         argv = [sys.executable, "-c", part, str(delay), str(path), str(lifetime or 600)]
         argv.append(str(bool(once and once[0])))
-        stack.bring_up(children, name, "", argv, dict(os.environ), serves(path))
+        processes.bring_up(children, name, "", argv, dict(os.environ), serves(path))
     print("up", flush=True)
-    sys.exit(stack.supervise(children))
-except stack.Stop:
+    sys.exit(processes.supervise(children))
+except processes.Stop:
     sys.exit(0)
 finally:
-    stack.stop(children)
+    processes.stop(children)
 """
 
 

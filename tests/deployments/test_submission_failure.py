@@ -4,8 +4,9 @@ call on the request path), and the intake runs it once the server is back."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from deployments.stack import Child, stop
+from deployments.processes import Child, stop
 from tests.deployments.helpers import (
     free_port,
     post_order,
@@ -17,6 +18,8 @@ from tests.deployments.helpers import (
     wait_until,
 )
 from tests.support import assert_audit_clean, child_env
+
+pytestmark = pytest.mark.e2e  # starts servers or processes
 
 
 def test_an_order_recorded_while_prefect_is_down_runs_once_it_is_back(db, tmp_path):

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from deployments.stack import Child, stop
+from deployments.processes import Child, stop
 from flows.fulfill import order_summary
 from storage import saga_log
 from storage.db import session_scope

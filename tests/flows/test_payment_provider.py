@@ -19,9 +19,9 @@ from flows.fulfill import order_summary, record_order, run_order
 from flows.outcome import run_locally
 from flows.prefect_api import free_port
 from flows.reconcile import reconcile
+from payments.audit import audit
 from provider.client import ProviderClient
 from storage import saga_log
-from storage.audit import audit
 from storage.db import session_scope
 from storage.models import ChargeRequest, SagaEvent, utcnow
 from storage.settings import get_settings
@@ -491,7 +491,14 @@ def test_a_refund_that_finds_the_providers_records_gone_needs_attention(
 
     assert summary.status == "needs_attention"
     assert "ChargeMissing" in summary.failure_reason, summary.failure_reason
-    assert summary.compensations == ["revert_warehouse", "release_inventory"]  # not the refund
+    # every compensation ran, in reverse order; the refund ran and failed (nothing to refund)
+    assert summary.compensations == ["revert_warehouse", "refund_payment", "release_inventory"]
+    undone = {row.name: row.status for row in summary.saga if row.kind == "compensation"}
+    assert undone == {
+        "release_inventory": "compensated",
+        "refund_payment": "failed",
+        "revert_warehouse": "compensated",
+    }
     [payment] = engine_state()["payments"]
     assert payment["status"] == "charged"  # what FlowForge knows: nobody says it was refunded
 

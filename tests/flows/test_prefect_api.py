@@ -14,6 +14,8 @@ import pytest
 from flows.fulfill import order_summary
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env, run_module
 
+pytestmark = pytest.mark.e2e  # starts servers or processes
+
 ORDER = ["--product", "SKU-001", "--quantity", "1", "--customer", "c", "--payment-method", "t"]
 
 

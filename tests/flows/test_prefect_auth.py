@@ -17,6 +17,8 @@ from flows.prefect_api import NO_TELEMETRY, answers, die_with_parent, free_port
 from tests.flows.helpers import engine_state
 from tests.support import PYTHON, child_env, run_module
 
+pytestmark = pytest.mark.e2e  # starts servers or processes
+
 AUTH = "flowforge:s3cret"
 ORDER = ["--product", "SKU-001", "--quantity", "1", "--customer", "c", "--payment-method", "t"]
 
@@ -41,7 +43,7 @@ def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 120
-        while not answers(url):  # /health answers without credentials
+        while not answers(f"{url}/health"):  # it answers without credentials
             assert server.poll() is None and time.monotonic() < deadline, "no Prefect server"
             time.sleep(0.2)
         yield url

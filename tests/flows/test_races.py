@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.stack import stop
+from deployments.processes import stop
 from flows.fulfill import order_summary, record_order
 from flows.saga import settle_order
 from storage import saga_log

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from storage import operations, saga_log
-from storage.audit import audit
+from storage.audit import broken_invariants
 from storage.db import session_scope
 from storage.models import Order, Payment, Product, WarehouseRecord, utcnow
 from tests.support import run_module
@@ -43,7 +43,7 @@ def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
 
 def problems() -> list[str]:
     with session_scope() as s:
-        return audit(s)
+        return broken_invariants(s)
 
 
 def corrupt(statement) -> None:  # type: ignore[no-untyped-def]

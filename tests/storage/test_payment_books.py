@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import provider_payments
+from storage import payment_books
 from storage.db import session_scope
 from storage.models import ChargeRequestStatus as S
 
@@ -15,14 +15,12 @@ KEY = "o1:payment"
 def attempt(outcome: S | None) -> str:
     """One attempt: the request leaves, then `outcome` (None: its process died)."""
     with session_scope() as session:
-        provider_payments.begin_charge_request(
-            session, order_id="o1", idempotency_key=KEY, amount=1000
-        )
+        payment_books.begin_charge_request(session, order_id="o1", idempotency_key=KEY, amount=1000)
     if outcome is not None:
         with session_scope() as session:
-            provider_payments.end_charge_request(session, idempotency_key=KEY, status=outcome)
+            payment_books.end_charge_request(session, idempotency_key=KEY, status=outcome)
     with session_scope() as session:
-        return provider_payments.charge_request(session, idempotency_key=KEY).status
+        return payment_books.charge_request(session, idempotency_key=KEY).status
 
 
 @pytest.mark.usefixtures("db")
@@ -43,7 +41,7 @@ def test_a_request_that_may_have_charged_stays_in_doubt(outcomes, expected):
         status = attempt(outcome)
     assert status == expected
     with session_scope() as session:
-        request = provider_payments.charge_request(session, idempotency_key=KEY)
+        request = payment_books.charge_request(session, idempotency_key=KEY)
     assert request.attempts == len(outcomes)
 
 
@@ -51,18 +49,18 @@ def test_a_request_that_may_have_charged_stays_in_doubt(outcomes, expected):
 def test_only_attempts_that_may_have_reached_the_provider_keep_the_refund_waiting():
     attempt(S.UNREACHABLE)
     with session_scope() as session:
-        request = provider_payments.charge_request(session, idempotency_key=KEY)
+        request = payment_books.charge_request(session, idempotency_key=KEY)
     assert request.reached_at is None
-    assert provider_payments.in_flight_for(request, within=60) == 0
+    assert payment_books.in_flight_for(request, within=60) == 0
 
     attempt(S.IN_DOUBT)
     with session_scope() as session:
-        doubtful = provider_payments.charge_request(session, idempotency_key=KEY)
+        doubtful = payment_books.charge_request(session, idempotency_key=KEY)
     assert doubtful.reached_at == doubtful.attempted_at
-    assert 59 < provider_payments.in_flight_for(doubtful, within=60) <= 60
+    assert 59 < payment_books.in_flight_for(doubtful, within=60) <= 60
 
     attempt(S.UNREACHABLE)  # a later attempt that never connected moves nothing
     with session_scope() as session:
-        request = provider_payments.charge_request(session, idempotency_key=KEY)
+        request = payment_books.charge_request(session, idempotency_key=KEY)
     assert (request.status, request.reached_at) == (S.IN_DOUBT, doubtful.reached_at)
     assert request.attempted_at > doubtful.attempted_at

@@ -1,50 +1,32 @@
 """The local books of payments made at the HTTP payment provider: each charge request,
 written before it leaves, with what is known of its outcome; and the provider's charges as
-`payments` rows (`provider = http`, `charge_id` the provider's id). This process's one
-client of the provider lives here too, shared by the payment step and the reconciliation."""
+`payments` rows (`provider = http`, `charge_id` the provider's id); and what the reconciliation
+reads of them. Only the SQL lives here: the provider's client, and the comparison with what the
+provider says, are in payments/."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
-from provider.client import ProviderClient
 from storage.db import insert_once
 from storage.models import (
+    ACTIVE_STATUSES,
     ChargeRequest,
     ChargeRequestStatus,
     ChargeStatus,
+    Order,
     Payment,
     PaymentProvider,
     utcnow,
 )
-from storage.settings import get_settings
 
 # a request in one of these may have reached the provider: only the provider can say more
 MAY_HAVE_CHARGED = frozenset(
     {ChargeRequestStatus.SENDING, ChargeRequestStatus.IN_DOUBT, ChargeRequestStatus.CHARGED}
 )
-
-
-@lru_cache(maxsize=4)
-def _client(url: str, api_key: str, connect: float, read: float) -> ProviderClient:
-    return ProviderClient(url, api_key, connect_timeout=connect, read_timeout=read)
-
-
-def provider_client() -> ProviderClient | None:
-    """The one client of this process for the configured provider; None when there is none."""
-    settings = get_settings()
-    if not settings.payment_url:
-        return None
-    return _client(
-        settings.payment_url,
-        settings.payment_api_key,
-        settings.payment_connect_timeout,
-        settings.payment_read_timeout,
-    )
 
 
 class KeyConflict(RuntimeError):
@@ -155,3 +137,36 @@ def mark_refunded(session: Session, *, charge_id: str) -> bool:
         .values(status=ChargeStatus.REFUNDED, refunded_at=utcnow())
     )
     return result.rowcount == 1
+
+
+def http_payments(session: Session) -> dict[str, Payment]:
+    """Every charge booked at the HTTP provider, by the provider's charge id."""
+    rows = session.exec(select(Payment).where(Payment.provider == PaymentProvider.HTTP)).all()
+    return {payment.charge_id: payment for payment in rows}
+
+
+def settled_statuses(
+    session: Session, order_ids: set[str], *, since: datetime
+) -> dict[str, str | None]:
+    """Each existing order's status; None for one in progress or changed `since`."""
+    rows = session.exec(
+        select(Order.order_id, Order.status, Order.updated_at).where(
+            col(Order.order_id).in_(sorted(order_ids))
+        )
+    ).all()
+    return {
+        order_id: None
+        if status in ACTIVE_STATUSES or updated.replace(tzinfo=updated.tzinfo or UTC) >= since
+        else status
+        for order_id, status, updated in rows
+    }
+
+
+def request_statuses(session: Session, order_ids: set[str]) -> dict[str, str]:
+    """The status of each order's charge request, for the orders that have one."""
+    rows = session.exec(
+        select(ChargeRequest.order_id, ChargeRequest.status).where(
+            col(ChargeRequest.order_id).in_(sorted(order_ids))
+        )
+    ).all()
+    return dict(rows)

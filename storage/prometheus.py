@@ -22,8 +22,13 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import ColumnElement, case, func
 from sqlmodel import Session, col, select
 
+from storage.dashboard_queries import (
+    compensation_runs,
+    order_duration,
+    seconds_between,
+    status_counts,
+)
 from storage.db import session_scope
-from storage.metrics import compensation_runs, order_duration, seconds_between, status_counts
 from storage.models import (
     ORDER_STATUSES,
     CompensationStatus,

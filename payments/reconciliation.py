@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from payments.client import provider_client
 from provider.client import Charge, ProviderError
+from storage import payment_books
 from storage.models import (
-    ACTIVE_STATUSES,
     SETTLED_STATUSES,
-    ChargeRequest,
     ChargeRequestStatus,
     ChargeStatus,
-    Order,
     Payment,
-    PaymentProvider,
     utcnow,
 )
-from storage.provider_payments import provider_client
 from storage.settings import get_settings
 
 
@@ -60,15 +57,10 @@ def reconcile(session: Session, listing: Listing | None) -> list[str]:
         return []
     if listing.problem:
         return [listing.problem]
-    ours = {
-        payment.charge_id: payment
-        for payment in session.exec(
-            select(Payment).where(Payment.provider == PaymentProvider.HTTP)
-        ).all()
-    }
+    ours = payment_books.http_payments(session)
     order_ids = {c.order_id or "" for c in listing.charges} | {p.order_id for p in ours.values()}
-    statuses = _settled_statuses(session, order_ids, since=listing.taken_at)
-    requests = _request_statuses(session, order_ids)
+    statuses = payment_books.settled_statuses(session, order_ids, since=listing.taken_at)
+    requests = payment_books.request_statuses(session, order_ids)
     problems = []
     charged: dict[str, list[str]] = defaultdict(list)
     for charge in listing.charges:
@@ -95,32 +87,6 @@ def reconcile(session: Session, listing: Listing | None) -> list[str]:
         if payment.charge_id not in listed and statuses.get(payment.order_id) is not None
     ]
     return problems
-
-
-def _settled_statuses(
-    session: Session, order_ids: set[str], *, since: datetime
-) -> dict[str, str | None]:
-    """Each existing order's status; None for one in progress or changed `since`."""
-    rows = session.exec(
-        select(Order.order_id, Order.status, Order.updated_at).where(
-            col(Order.order_id).in_(sorted(order_ids))
-        )
-    ).all()
-    return {
-        order_id: None
-        if status in ACTIVE_STATUSES or updated.replace(tzinfo=updated.tzinfo or UTC) >= since
-        else status
-        for order_id, status, updated in rows
-    }
-
-
-def _request_statuses(session: Session, order_ids: set[str]) -> dict[str, str]:
-    rows = session.exec(
-        select(ChargeRequest.order_id, ChargeRequest.status).where(
-            col(ChargeRequest.order_id).in_(sorted(order_ids))
-        )
-    ).all()
-    return dict(rows)
 
 
 def _charge_problem(

@@ -1,5 +1,5 @@
-"""argparse for every FlowForge command: a usage mistake is one line on stderr, exit 2; and
-the input rules the commands share with the HTTP API."""
+"""argparse for every FlowForge command: a usage mistake is one line on stderr, exit 2; ids,
+names and numbers checked by the rules the commands share with the HTTP API (storage/limits.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import re
 from collections.abc import Callable
 from typing import NoReturn
 
-IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-PRODUCT_NAME = r"^[ -~]{1,128}$"
-MAX_RECEIPT = 1_000_000
-MAX_UNIT_PRICE = 1_000_000  # cents: 10,000.00 a unit
+from storage.limits import IDENTIFIER, PRODUCT_NAME
 
 
 class OneLineParser(argparse.ArgumentParser):
