@@ -141,7 +141,7 @@ def create_order(
             )
         body = body.model_copy(update={"order_id": idempotency_key})
     try:
-        order_id, created = record_order(**body.model_dump())
+        order_id, created = record_order(body)
     except OrderConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     order = _find(order_id)

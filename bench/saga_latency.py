@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.submit_latency import summary
 from storage.db import migrate_database
+from storage.models import OrderCreate
 from storage.settings import get_settings
 
 IGNORED = ("DATABASE_URL", "FAIL_AT", "CRASH_AT")  # would point elsewhere or fail orders
@@ -30,14 +31,15 @@ IGNORED = ("DATABASE_URL", "FAIL_AT", "CRASH_AT")  # would point elsewhere or fa
 def in_process(orders: int) -> list[float]:
     from flows.fulfill import record_order, run_order
 
-    run_order(
-        record_order(product_id="SKU-003", quantity=1, customer_id="w", payment_method="t")[0]
-    )
+    warm_up = OrderCreate(product_id="SKU-003", quantity=1, customer_id="w", payment_method="t")
+    run_order(record_order(warm_up)[0])
     timings = []
     for _ in range(orders):
         started = time.perf_counter()
         order_id, _ = record_order(
-            product_id="SKU-003", quantity=1, customer_id="bench", payment_method="tok_visa"
+            OrderCreate(
+                product_id="SKU-003", quantity=1, customer_id="bench", payment_method="tok_visa"
+            )
         )
         assert run_order(order_id).status == "completed"
         timings.append(time.perf_counter() - started)

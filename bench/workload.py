@@ -15,7 +15,7 @@ from sqlmodel import select
 from payments.audit import audit
 from storage import saga_log
 from storage.db import migrate_database, session_scope
-from storage.models import Order
+from storage.models import Order, OrderCreate
 from storage.operations import receive_stock
 
 PRODUCTS = ("SKU-001", "SKU-002", "SKU-003")
@@ -76,15 +76,7 @@ def receive(url: str, specs: list[OrderSpec]) -> None:
 def record(spec: OrderSpec) -> None:
     """Record the order as pending in the configured database, as every entry point does."""
     with session_scope() as session:
-        saga_log.create_order(
-            session,
-            order_id=spec.order_id,
-            workflow_id=f"order-{spec.order_id}",
-            product_id=spec.product_id,
-            quantity=spec.quantity,
-            customer_id=spec.customer_id,
-            payment_method=spec.payment_method,
-        )
+        saga_log.create_order(session, OrderCreate(**asdict(spec)))
 
 
 @dataclass

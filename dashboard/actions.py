@@ -19,7 +19,13 @@ from flows.fulfill import record_order, run_order
 from flows.outcome import Outcome
 from flows.prefect_api import run_ui_url
 from flows.reconcile import retry_order
-from storage.models import ACTIVE_STATUSES, SETTLED_STATUSES, TERMINAL_STATUSES, OrderStatus
+from storage.models import (
+    ACTIVE_STATUSES,
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    OrderCreate,
+    OrderStatus,
+)
 from storage.views import OrderSummary
 from tasks import faults
 
@@ -118,13 +124,13 @@ def place_order(
     process does. Returns the order id."""
     in_process = bool(fail_at) or not prefect_api_url()
     owner = f"dashboard:{uuid.uuid4().hex}" if in_process else None
-    order_id, _ = record_order(
+    order = OrderCreate(
         product_id=product_id,
         quantity=quantity,
         customer_id=customer_id,
         payment_method=payment_method,
-        lease_owner=owner,
     )
+    order_id, _ = record_order(order, lease_owner=owner)
     if owner is None:
         notify("success", f"order {order_id} recorded: the intake runs it")
         return order_id

@@ -209,7 +209,7 @@ class FileOrders:
             if order_id in self._lines_of:
                 raise BadLine(f"order {order_id} is already on line {self._lines_of[order_id]}")
             order_id, created = record_order(
-                **order.model_dump(exclude={"order_id"}), order_id=order_id, lease_owner=self.owner
+                order.model_copy(update={"order_id": order_id}), lease_owner=self.owner
             )
             self._lines_of[order_id] = number
             if created or self._still_active(order_id):

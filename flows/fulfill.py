@@ -25,7 +25,7 @@ from flows.saga import drive_order
 from storage import saga_log, snapshot
 from storage.arguments import OneLineParser
 from storage.db import session_scope
-from storage.models import ACTIVE_STATUSES
+from storage.models import ACTIVE_STATUSES, OrderCreate
 from storage.settings import get_settings
 from storage.views import OrderSummary
 
@@ -53,35 +53,19 @@ def new_order_id() -> str:
     return f"ord_{uuid.uuid4().hex[:12]}"
 
 
-def record_order(
-    *,
-    product_id: str,
-    quantity: int,
-    customer_id: str,
-    payment_method: str,
-    order_id: str | None = None,
-    workflow_id: str | None = None,
-    lease_owner: str | None = None,
-) -> tuple[str, bool]:
-    """Record a pending order (before any run is started), leased to `lease_owner` when it
-    will run it at once. Returns (order_id, created): an order recorded before under the same
-    ids with the same details is returned (a safe retry); raises `OrderConflict` when either
-    id already names a different order, or the order has other details."""
-    order_id = order_id or new_order_id()
-    workflow_id = workflow_id or f"order-{order_id}"
+def record_order(order: OrderCreate, *, lease_owner: str | None = None) -> tuple[str, bool]:
+    """Record a pending order (before any run is started; an id is made up when it has
+    none), leased to `lease_owner` when it will run it at once. Returns (order_id, created):
+    an order recorded before under the same ids with the same details is returned (a safe
+    retry); raises `OrderConflict` when either id already names a different order, or the
+    order has other details."""
+    if order.order_id is None:
+        order = order.model_copy(update={"order_id": new_order_id()})
     with session_scope() as session:
-        order, created = saga_log.create_order(
-            session,
-            order_id=order_id,
-            workflow_id=workflow_id,
-            product_id=product_id,
-            quantity=quantity,
-            customer_id=customer_id,
-            payment_method=payment_method,
-            lease_owner=lease_owner,
-            lease_seconds=get_settings().lease_seconds,
+        recorded, created = saga_log.create_order(
+            session, order, lease_owner=lease_owner, lease_seconds=get_settings().lease_seconds
         )
-        return order.order_id, created
+        return recorded.order_id, created
 
 
 def run_order(order_id: str, lease_owner: str | None = None) -> OrderSummary:
@@ -108,14 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fulfill(args: argparse.Namespace) -> int:
     owner = f"cli:{uuid.uuid4().hex}"
-    order_id, created = record_order(
+    order = OrderCreate(
         product_id=args.product,
         quantity=args.quantity,
         customer_id=args.customer,
         payment_method=args.payment_method,
         order_id=args.order_id,
-        lease_owner=owner,
     )
+    order_id, created = record_order(order, lease_owner=owner)
     try:
         summary = run_order(order_id, lease_owner=owner if created else None)
     except PrefectUnavailable as exc:

@@ -18,6 +18,7 @@ from storage.models import (
     CompensationStatus,
     EventStatus,
     Order,
+    OrderCreate,
     OrderStatus,
     Product,
     SagaEvent,
@@ -32,31 +33,27 @@ ORDER_DETAILS = ("product_id", "quantity", "customer_id", "payment_method")
 
 def create_order(
     session: Session,
+    new: OrderCreate,
     *,
-    order_id: str,
-    workflow_id: str,
-    product_id: str,
-    quantity: int,
-    customer_id: str,
-    payment_method: str,
     lease_owner: str | None = None,
     lease_seconds: float = 0,
 ) -> tuple[Order, bool]:
-    """Record a pending order, leased to `lease_owner` when given (so no intake claims it
-    before its recorder runs it). Returns (order, created): an order recorded before under
-    the same ids and with the same details is returned unchanged (a safe retry); `IdConflict`
-    when either id names another order, `OrderDiffers` when the details differ."""
-    product = session.get(Product, product_id)
+    """Record a pending order (`new` with its order id; its workflow id defaults to
+    `order-<order id>`), leased to `lease_owner` when given (so no intake claims it before
+    its recorder runs it). Returns (order, created): an order recorded before under the same
+    ids and with the same details is returned unchanged (a safe retry); `IdConflict` when
+    either id names another order, `OrderDiffers` when the details differ."""
+    if new.order_id is None:
+        raise ValueError("create_order needs the order's id")
+    order_id, workflow_id = new.order_id, new.workflow_id or f"order-{new.order_id}"
+    product = session.get(Product, new.product_id)
     order = Order(
-        lease_owner=lease_owner,
-        lease_expires_at=utcnow() + timedelta(seconds=lease_seconds) if lease_owner else None,
+        **new.model_dump(exclude={"order_id", "workflow_id"}),
         order_id=order_id,
         workflow_id=workflow_id,
-        product_id=product_id,
-        quantity=quantity,
-        customer_id=customer_id,
-        payment_method=payment_method,
-        amount=quantity * product.unit_price if product else 0,
+        lease_owner=lease_owner,
+        lease_expires_at=utcnow() + timedelta(seconds=lease_seconds) if lease_owner else None,
+        amount=new.quantity * product.unit_price if product else 0,
     )
     existing = _order_with_either_id(session, order_id, workflow_id)
     if existing is None and insert_once(session, order):

@@ -10,6 +10,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from storage.vocabulary import (
+    ChargeRequestStatus,
+    ChargeStatus,
+    CompensationStatus,
+    EventStatus,
+    OrderStatus,
+    PaymentProvider,
+    ReservationStatus,
+    StepKind,
+    StepStatus,
+    WarehouseStatus,
+)
+
 
 def iso(value: Any) -> Any:
     """A row's time as the views carry it: `datetime.isoformat()` (anything else passes)."""
@@ -29,7 +42,7 @@ class SagaEventView(View):
     """One attempt transition: the timeline."""
 
     step: str
-    status: str  # EventStatus
+    status: EventStatus
     attempt: int
     message: str
     timestamp: IsoTime
@@ -39,8 +52,8 @@ class SagaStepView(View):
     """One step or compensation of the saga log."""
 
     name: str
-    kind: str  # step | compensation
-    status: str  # StepStatus or CompensationStatus
+    kind: StepKind
+    status: StepStatus | CompensationStatus
     attempts: int
     error: str | None
     started_at: IsoTime | None
@@ -57,7 +70,7 @@ class OrderSummary(View):
 
     order_id: str
     workflow_id: str
-    status: str  # OrderStatus
+    status: OrderStatus
     product_id: str
     quantity: int
     customer_id: str
@@ -97,8 +110,8 @@ class PaymentView(View):
     amount: int
     payment_method: str
     idempotency_key: str
-    status: str  # ChargeStatus
-    provider: str  # PaymentProvider
+    status: ChargeStatus
+    provider: PaymentProvider
     created_at: IsoTime
     refunded_at: IsoTime | None
 
@@ -108,7 +121,7 @@ class ChargeRequestView(View):
     order records)."""
 
     idempotency_key: str
-    status: str  # ChargeRequestStatus
+    status: ChargeRequestStatus
     attempts: int
     charge_id: str | None
     message: str
@@ -122,7 +135,7 @@ class WarehouseView(View):
     order_id: str
     product_id: str
     quantity: int
-    status: str  # WarehouseStatus
+    status: WarehouseStatus
     created_at: IsoTime
 
 
@@ -137,7 +150,7 @@ class ReservationView(View):
 
     product_id: str
     quantity: int
-    status: str  # ReservationStatus
+    status: ReservationStatus
     created_at: IsoTime
     released_at: IsoTime | None
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 from bench.factory import fill_orders
 from flows.fulfill import record_order
 from storage.db import session_scope
-from storage.models import ORDER_STATUSES, Order, SagaEvent, SagaStep, utcnow
+from storage.models import ORDER_STATUSES, Order, OrderCreate, SagaEvent, SagaStep, utcnow
 from storage.prometheus import ORDER_BUCKETS, STEP_BUCKETS
 from storage.settings import get_settings
 from tests.flows.helpers import place
@@ -80,7 +80,9 @@ def filled(database, prefect_server, monkeypatch):
         monkeypatch.setenv("FAIL_AT", fail_at)
         place(**arguments)
     monkeypatch.delenv("FAIL_AT")
-    record_order(product_id="SKU-002", quantity=1, customer_id="late", payment_method="tok_visa")
+    record_order(
+        OrderCreate(product_id="SKU-002", quantity=1, customer_id="late", payment_method="tok_visa")
+    )
 
 
 def test_metrics_equal_the_database(filled, client):

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from bench.factory import fill_orders
 from dashboard.style import money_text
 from flows.fulfill import order_summary, record_order
+from storage.models import OrderCreate
 from tasks.steps import step_names
 from tests.dashboard.conftest import Filled
 from tests.dashboard.helpers import kpis, markdown, render, rerun, table
@@ -209,7 +210,9 @@ def test_picked_order_stays_picked_when_new_orders_push_it_off_the_page(db):
     page = render()
     page.selectbox(key="picked_order").select("bulk-000000")
     assert rerun(page).selectbox(key="picked_order").value == "bulk-000000"
-    record_order(product_id="SKU-001", quantity=1, customer_id="late", payment_method="t")
+    record_order(
+        OrderCreate(product_id="SKU-001", quantity=1, customer_id="late", payment_method="t")
+    )
     picked = rerun(page).selectbox(key="picked_order")
     assert picked.value == "bulk-000000"
     assert page.button(key="cancel-bulk-000000").label == "Yes, cancel bulk-000000"

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from flows.fulfill import order_summary, record_order
 from storage.db import session_scope
-from storage.models import ChargeRequest, ChargeRequestStatus, Payment, PaymentProvider
+from storage.models import ChargeRequest, ChargeRequestStatus, OrderCreate, Payment, PaymentProvider
 from tests.dashboard.helpers import markdown, render, rerun
 
 CHARGE_ID = "ch_test123"
@@ -17,7 +17,9 @@ TIMEOUT = "read timed out after 5.0 s"
 def http_order_in_doubt() -> str:
     """An order charged at the HTTP provider whose charge request was left in doubt."""
     order_id, _ = record_order(
-        product_id="SKU-001", quantity=2, customer_id="cust-http", payment_method="tok_visa"
+        OrderCreate(
+            product_id="SKU-001", quantity=2, customer_id="cust-http", payment_method="tok_visa"
+        )
     )
     key, amount = f"{order_id}:payment", order_summary(order_id).amount
     with session_scope() as session:

@@ -16,6 +16,7 @@ import pytest
 from deployments.processes import Child, start, stop, wait_ready
 from flows.fulfill import record_order, run_order
 from storage.db import migrate_database
+from storage.models import OrderCreate
 from storage.settings import get_settings
 from tests.deployments.helpers import (
     TERMINAL,
@@ -118,13 +119,10 @@ def test_cancel_a_completed_order_and_an_order_in_flight(service):
 
 def test_retry_settles_a_needs_attention_order(service, monkeypatch):
     monkeypatch.setenv("FAIL_AT", "warehouse,refund")
-    order_id, _ = record_order(  # leased to this test, so the intake leaves it alone
-        product_id="SKU-001",
-        quantity=1,
-        customer_id="c-retry",
-        payment_method="tok_visa",
-        lease_owner="test-retry",
+    order = OrderCreate(
+        product_id="SKU-001", quantity=1, customer_id="c-retry", payment_method="tok_visa"
     )
+    order_id, _ = record_order(order, lease_owner="test-retry")  # the intake leaves it alone
     assert run_order(order_id, lease_owner="test-retry").status == "needs_attention"
     monkeypatch.delenv("FAIL_AT")
     response = httpx.post(f"{service}/orders/{order_id}/retry", timeout=60)

@@ -9,6 +9,7 @@ from typing import Any
 
 from flows.fulfill import order_summary, record_order, run_order
 from storage.db import session_scope
+from storage.models import OrderCreate
 from storage.snapshot import snapshot
 from storage.views import OrderSummary
 from tasks.steps import step_names
@@ -24,11 +25,13 @@ def place(
 ) -> OrderSummary:
     """Record an order and run its saga in this process; return its summary."""
     order_id, _ = record_order(
-        product_id=product_id,
-        quantity=quantity,
-        customer_id=customer_id,
-        payment_method=payment_method,
-        order_id=order_id,
+        OrderCreate(
+            product_id=product_id,
+            quantity=quantity,
+            customer_id=customer_id,
+            payment_method=payment_method,
+            order_id=order_id,
+        )
     )
     return run_order(order_id)
 
@@ -128,11 +131,13 @@ def record_orders(
     """Record `count` pending orders `prefix-00`, `prefix-01`…; nothing runs them."""
     return [
         record_order(
-            product_id=product_id,
-            quantity=quantity,
-            customer_id=f"cust-{prefix}-{i}",
-            payment_method="tok_visa",
-            order_id=f"{prefix}-{i:02d}",
+            OrderCreate(
+                product_id=product_id,
+                quantity=quantity,
+                customer_id=f"cust-{prefix}-{i}",
+                payment_method="tok_visa",
+                order_id=f"{prefix}-{i:02d}",
+            )
         )[0]
         for i in range(count)
     ]

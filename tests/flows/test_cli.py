@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from flows.fulfill import main
+from storage.models import OrderCreate
 from tests.flows.helpers import engine_state
 from tests.support import assert_audit_clean, child_env, run_module
 
@@ -145,12 +146,14 @@ def test_order_id_that_names_another_order_is_refused(db, capsys):
     from flows.fulfill import record_order
 
     record_order(
-        product_id="SKU-001",
-        quantity=1,
-        customer_id="c",
-        payment_method="t",
-        order_id="first",
-        workflow_id="wf-shared",
+        OrderCreate(
+            product_id="SKU-001",
+            quantity=1,
+            customer_id="c",
+            payment_method="t",
+            order_id="first",
+            workflow_id="wf-shared",
+        )
     )
     before = engine_state()
     with pytest.raises(SystemExit) as exit_info:
@@ -164,11 +167,13 @@ def test_an_order_id_recorded_with_other_details_is_refused(db, capsys):
     from flows.fulfill import record_order
 
     record_order(
-        product_id="SKU-001",
-        quantity=1,
-        customer_id="c",
-        payment_method="tok_visa",
-        order_id="mine",
+        OrderCreate(
+            product_id="SKU-001",
+            quantity=1,
+            customer_id="c",
+            payment_method="tok_visa",
+            order_id="mine",
+        )
     )
     before = engine_state()
     with pytest.raises(SystemExit) as exit_info:

@@ -23,6 +23,7 @@ from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage.db import session_scope
+from storage.models import OrderCreate
 from tasks import faults
 from tests.flows.gift_wrap import gift_wraps, with_gift_wrap
 from tests.flows.helpers import completions_per_step, order_summary, place
@@ -104,7 +105,7 @@ def test_a_new_compensation_is_a_fault_point_too(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_a_crash_at_the_new_step_is_resumed_by_the_sweep(prefect_server, moment: str):
     order_id, _ = record_order(
-        product_id="SKU-001", quantity=1, customer_id="c", payment_method="tok_visa"
+        OrderCreate(product_id="SKU-001", quantity=1, customer_id="c", payment_method="tok_visa")
     )
     env = child_env(prefect_server, CRASH_AT=f"wrap_gift:{moment}", FLOWFORGE_LEASE_SECONDS="1")
     child = subprocess.run(

@@ -23,7 +23,7 @@ from payments.audit import audit
 from provider.client import ProviderClient
 from storage import saga_log
 from storage.db import session_scope
-from storage.models import ChargeRequest, SagaEvent, utcnow
+from storage.models import ChargeRequest, OrderCreate, SagaEvent, utcnow
 from storage.settings import get_settings
 from tests.flows.helpers import (
     attempts_of,
@@ -426,11 +426,13 @@ def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
     monkeypatch.setenv("FLOWFORGE_COMPENSATION_RETRIES", "0")
     get_settings.cache_clear()
     record_order(
-        product_id="SKU-001",
-        quantity=2,
-        customer_id="c",
-        payment_method="tok_visa",
-        order_id="sent-away",
+        OrderCreate(
+            product_id="SKU-001",
+            quantity=2,
+            customer_id="c",
+            payment_method="tok_visa",
+            order_id="sent-away",
+        )
     )
     with session_scope() as session:
         session.add(

@@ -15,6 +15,7 @@ from flows.fulfill import order_summary, record_order
 from flows.saga import settle_order
 from storage import saga_log
 from storage.db import session_scope
+from storage.models import OrderCreate
 from tests.deployments.helpers import start_intake
 from tests.flows.helpers import (
     assert_side_effects_once,
@@ -82,11 +83,13 @@ def test_a_batch_racing_the_intake_on_the_same_ids_never_undoes_an_order(prefect
     path, order_ids = stocked_file(tmp_path)
     for oid in order_ids:  # recorded already (say, by POST /orders), nobody holds them
         record_order(
-            product_id="SKU-003",
-            quantity=1,
-            customer_id=f"cust-{oid}",
-            payment_method="tok_visa",
-            order_id=oid,
+            OrderCreate(
+                product_id="SKU-003",
+                quantity=1,
+                customer_id=f"cust-{oid}",
+                payment_method="tok_visa",
+                order_id=oid,
+            )
         )
     (tmp_path / "intake").mkdir()
     intake = start_intake(child_env(prefect_server), tmp_path / "intake")

@@ -13,7 +13,7 @@ import pytest
 from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
-from storage.models import utcnow
+from storage.models import OrderCreate, utcnow
 from storage.views import SagaEventView
 from tasks import steps
 from tests.flows.helpers import (
@@ -167,11 +167,13 @@ def test_a_process_that_lost_its_lease_changes_nothing():
     from tasks.payment import process_payment
 
     record_order(
-        product_id="SKU-001",
-        quantity=2,
-        customer_id="c",
-        payment_method="tok_visa",
-        order_id="stolen-1",
+        OrderCreate(
+            product_id="SKU-001",
+            quantity=2,
+            customer_id="c",
+            payment_method="tok_visa",
+            order_id="stolen-1",
+        )
     )
     with session_scope() as session:
         assert saga_log.acquire_lease(session, order_id="stolen-1", owner="A", lease_seconds=60)

@@ -17,6 +17,7 @@ from flows.outcome import run_locally
 from flows.reconcile import reconcile
 from storage import operations
 from storage.db import session_scope
+from storage.models import OrderCreate
 from tasks import faults, steps
 from tests.flows.helpers import engine_state
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
@@ -52,11 +53,13 @@ def make_plan(rng: random.Random) -> list[dict[str, str]]:
         if crash:
             product, method = "SOAK-A", "tok_visa"
         order_id, _ = record_order(
-            product_id=product,
-            quantity=rng.randint(1, 3),
-            customer_id=f"soak-{index}",
-            payment_method=method,
-            order_id=f"soak-{index:03d}",
+            OrderCreate(
+                product_id=product,
+                quantity=rng.randint(1, 3),
+                customer_id=f"soak-{index}",
+                payment_method=method,
+                order_id=f"soak-{index:03d}",
+            )
         )
         item = {"order_id": order_id, "FAIL_AT": random_fault(rng)}
         if crash:

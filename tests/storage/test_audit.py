@@ -11,7 +11,7 @@ from sqlmodel import col
 from storage import operations, saga_log
 from storage.audit import broken_invariants
 from storage.db import session_scope
-from storage.models import Order, Payment, Product, WarehouseRecord, utcnow
+from storage.models import Order, OrderCreate, Payment, Product, WarehouseRecord, utcnow
 from tests.support import run_module
 
 
@@ -20,12 +20,13 @@ def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
     with session_scope() as s:
         saga_log.create_order(
             s,
-            order_id=order_id,
-            workflow_id=f"order-{order_id}",
-            product_id="SKU-001",
-            quantity=2,
-            customer_id="c1",
-            payment_method="tok_visa",
+            OrderCreate(
+                order_id=order_id,
+                product_id="SKU-001",
+                quantity=2,
+                customer_id="c1",
+                payment_method="tok_visa",
+            ),
         )
         saga_log.update_order(s, order_id=order_id, status=status)
         if whole:

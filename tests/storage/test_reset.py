@@ -7,7 +7,7 @@ import pytest
 
 from storage import saga_log
 from storage.db import session_scope
-from storage.models import OrderStatus
+from storage.models import OrderCreate, OrderStatus
 from tests.support import run_module
 
 
@@ -15,12 +15,13 @@ def record(order_id: str, status: str, *, leased: bool = False) -> None:
     with session_scope() as session:
         saga_log.create_order(
             session,
-            order_id=order_id,
-            workflow_id=f"order-{order_id}",
-            product_id="SKU-001",
-            quantity=1,
-            customer_id="c1",
-            payment_method="tok_visa",
+            OrderCreate(
+                order_id=order_id,
+                product_id="SKU-001",
+                quantity=1,
+                customer_id="c1",
+                payment_method="tok_visa",
+            ),
             lease_owner="intake:elsewhere" if leased else None,
             lease_seconds=60,
         )
