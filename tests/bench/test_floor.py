@@ -52,6 +52,7 @@ def spec(order_id: str) -> OrderSpec:
     return OrderSpec(order_id=order_id, product_id="SKU-001", customer_id="cust-42", quantity=2)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fault", ["", "warehouse", "payment:1", "warehouse,refund"])
 def test_baselines_write_what_the_engine_writes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str

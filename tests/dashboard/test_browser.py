@@ -99,6 +99,7 @@ def chromium(url: str, profile: Path, *options: str) -> str:
     return done.stdout
 
 
+@pytest.mark.e2e
 def test_chromium_renders_the_kpis_and_the_orders(served: str, filled: Filled, tmp_path: Path):
     newest = filled.orders["needs_attention"].order_id
     expected = [*COUNT_LABELS, *HEALTH_LABELS, "audit clean", newest]

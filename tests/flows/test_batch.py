@@ -136,6 +136,7 @@ def test_an_order_id_repeated_in_the_file_is_run_once(prefect_server, tmp_path):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
     result = run_module("flows.batch", str(tmp_path / "nope.jsonl"), "--json")
@@ -173,6 +174,7 @@ def test_a_spreadsheet_csv_runs_past_its_odd_lines(prefect_server, tmp_path):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 @pytest.mark.parametrize(
     ("make", "error"), [(Path.mkdir, "is a directory"), (os.mkfifo, "not a regular file")]

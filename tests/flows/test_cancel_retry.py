@@ -43,6 +43,7 @@ def wait_for_failed_attempt(order_id: str) -> None:
     raise AssertionError(f"{order_id} never showed a failed attempt")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("point", "compensations"),
     [
@@ -65,6 +66,7 @@ def test_cancel_in_flight_order_stops_at_next_boundary(prefect_server, point, co
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 def test_cancel_takes_over_from_a_killed_driver(prefect_server):
     proc = spawn_order(
         prefect_server, "dead-1", CRASH_AT="payment:after", FLOWFORGE_LEASE_SECONDS="2"
@@ -92,6 +94,7 @@ def test_cancel_settled_order_is_a_noop(prefect_server, monkeypatch):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 def test_cancel_cli(prefect_server):
     place(order_id="cli-cancel")
     env = child_env(prefect_server)
@@ -145,6 +148,7 @@ def test_a_retry_restates_only_its_own_compensation_failures(prefect_server, mon
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 def test_reconcile_cli_retry_and_bad_input(prefect_server):
     env = child_env(prefect_server)
     bad = run_module("flows.reconcile", "--stale-after", "-1", env=env, timeout=60)

@@ -74,6 +74,7 @@ def test_bad_input_exits_2_with_one_line(db, capsys, monkeypatch, argv, env, mes
     assert engine_state() == before
 
 
+@pytest.mark.e2e
 def test_bad_input_in_a_real_process(db):
     proc = run_module("flows.fulfill", *with_value("--quantity", "0"), timeout=60)
     assert proc.returncode == 2
@@ -83,6 +84,7 @@ def test_bad_input_in_a_real_process(db):
     assert not db.exists() or engine_state()["payments"] == []
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("module", "args", "env", "message"),
     [
@@ -112,6 +114,7 @@ def run_cli(api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess
     return run_module("flows.fulfill", *args, env=child_env(api_url, **env))
 
 
+@pytest.mark.e2e
 def test_json_contract_and_exit_codes(db, prefect_server):
     done = run_cli(prefect_server, *GOOD, "--json", "--order-id", "cli-1")
     assert done.returncode == 0, done.stderr

@@ -110,6 +110,7 @@ def intake_pid_of(task_run_id: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 def test_intake_killed_mid_burst_then_swept(prefect_server, tmp_path):
     order_ids = record_orders("burst", 30)
@@ -150,6 +151,7 @@ def test_intake_killed_mid_burst_then_swept(prefect_server, tmp_path):
         assert task_run_state(task_run_id, prefect_server) == ("CRASHED", "Crashed"), oid
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 def test_takeover_and_sweep_mark_crashed_past_a_task_run_prefect_never_recorded(
     prefect_server, tmp_path
@@ -184,6 +186,7 @@ def test_takeover_and_sweep_mark_crashed_past_a_task_run_prefect_never_recorded(
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_path):
     """Two intakes share a burst; one is killed with orders in flight. The other finishes
@@ -238,6 +241,7 @@ def _driven_by(child: Child) -> int:
     return len(in_flight_of(_owner_prefix(child)))
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 def test_two_intakes_share_one_database(prefect_server, tmp_path):
     intakes = [intake(prefect_server, tmp_path / name) for name in ("a", "b")]
@@ -267,6 +271,7 @@ def test_two_intakes_share_one_database(prefect_server, tmp_path):
     assert pids == {child.process.pid for child in intakes}
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("db")
 def test_sigterm_drains_and_leaves_the_rest_pending(prefect_server, tmp_path):
     order_ids = record_orders("drain", 20)

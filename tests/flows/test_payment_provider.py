@@ -194,6 +194,7 @@ def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @sqlite_only
 def test_a_provider_down_for_two_attempts_then_up_charges_once(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -218,6 +219,7 @@ def test_a_provider_down_for_two_attempts_then_up_charges_once(
         assert_audit_clean()
 
 
+@pytest.mark.e2e
 @sqlite_only
 def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refunded(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -238,6 +240,7 @@ def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refund
         assert_audit_clean()
 
 
+@pytest.mark.e2e
 @both_databases
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_a_crash_either_side_of_the_charge_then_the_sweep_charges_once(
@@ -452,6 +455,7 @@ def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
     assert engine_state()["payments"] == []
 
 
+@pytest.mark.e2e
 @sqlite_only
 def test_an_outage_within_the_budget_loses_no_sale(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -478,6 +482,7 @@ def test_an_outage_within_the_budget_loses_no_sale(
         assert_audit_clean()
 
 
+@pytest.mark.e2e
 @sqlite_only
 def test_a_refund_that_finds_the_providers_records_gone_needs_attention(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

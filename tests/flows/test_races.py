@@ -67,6 +67,7 @@ def stocked_file(tmp_path: Path) -> tuple[Path, list[str]]:
     return write(tmp_path / "orders.jsonl", [order_line(oid) for oid in order_ids]), order_ids
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_two_batches_on_one_file_never_undo_a_completed_order(prefect_server, tmp_path):
     path, order_ids = stocked_file(tmp_path)
@@ -78,6 +79,7 @@ def test_two_batches_on_one_file_never_undo_a_completed_order(prefect_server, tm
         assert set(summary["statuses"]) <= {"completed", "handed_over"}, summary
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_a_batch_racing_the_intake_on_the_same_ids_never_undoes_an_order(prefect_server, tmp_path):
     path, order_ids = stocked_file(tmp_path)

@@ -51,6 +51,7 @@ def assert_nothing_doubled() -> None:
     assert len(warehouse_orders) == len(set(warehouse_orders))
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_crash_at_every_boundary_then_sweep(prefect_server):
     cases = {
@@ -80,6 +81,7 @@ def test_crash_at_every_boundary_then_sweep(prefect_server):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     procs = [spawn_order(prefect_server, "dup-1") for _ in range(2)]
@@ -100,6 +102,7 @@ def test_duplicate_delivery_at_once_and_in_a_row(prefect_server):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # PostgreSQL: test_scale_out
 @pytest.mark.usefixtures("database")
 def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
@@ -134,6 +137,7 @@ def test_two_sweeps_at_once_finish_each_order_once(prefect_server):
     assert_audit_clean()
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_sweep_leaves_live_orders_alone(prefect_server):
     proc = spawn_order(prefect_server, "slow-1", FAIL_AT="payment:1", FLOWFORGE_RETRY_DELAYS="4")

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from flows.fulfill import record_order
 from flows.outcome import run_locally
 from flows.reconcile import reconcile
@@ -70,6 +72,7 @@ def make_plan(rng: random.Random) -> list[dict[str, str]]:
     return plan
 
 
+@pytest.mark.e2e
 def test_randomized_soak(db, prefect_server, tmp_path: Path, capsys):
     seed = int(os.environ.get("SOAK_SEED", "20261125"))
     rng = random.Random(seed)

@@ -13,6 +13,7 @@ from tests.provider.helpers import running_provider
 from tests.support import ROOT, child_env
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args",
     [
@@ -40,6 +41,7 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> 
     assert not (tmp_path / "p.sqlite3").exists()
 
 
+@pytest.mark.e2e
 def test_bad_faults_in_the_environment_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "provider", "--db", str(tmp_path / "p.sqlite3")],
@@ -70,6 +72,7 @@ def provider_exits(env: dict[str, str], *args: str) -> list[str]:
     return done.stderr.strip().splitlines()
 
 
+@pytest.mark.e2e
 def test_an_empty_key_in_the_environment_exits_2(tmp_path: Path) -> None:
     db = str(tmp_path / "p.sqlite3")
     assert provider_exits({"PROVIDER_API_KEY": ""}, "--db", db, "--create") == [
@@ -77,6 +80,7 @@ def test_an_empty_key_in_the_environment_exits_2(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_a_missing_database_is_created_only_with_create(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"
     assert provider_exits({}, "--db", str(db)) == [
@@ -90,6 +94,7 @@ def test_a_missing_database_is_created_only_with_create(tmp_path: Path) -> None:
         assert db.is_file()
 
 
+@pytest.mark.e2e
 def test_a_deleted_database_with_its_journal_left_is_not_recreated(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"
     db.with_name("p.sqlite3-wal").write_bytes(b"")
@@ -100,6 +105,7 @@ def test_a_deleted_database_with_its_journal_left_is_not_recreated(tmp_path: Pat
     assert not db.exists()
 
 
+@pytest.mark.e2e
 def test_a_database_that_is_not_one_exits_2(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"
     db.write_text("not a database, just text that is long enough to fill a header" * 4)
@@ -108,6 +114,7 @@ def test_a_database_that_is_not_one_exits_2(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signals_stop_it_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
     db = tmp_path / "deep" / "dir" / "p.sqlite3"
@@ -121,6 +128,7 @@ def test_signals_stop_it_cleanly(signum: signal.Signals, tmp_path: Path) -> None
     assert db.exists()
 
 
+@pytest.mark.e2e
 def test_the_package_is_a_leaf() -> None:
     code = (
         "import sys, provider.app, provider.client, provider.__main__\n"

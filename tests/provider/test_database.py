@@ -30,6 +30,7 @@ def replace(db: Path) -> None:
     shutil.move(other, db)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("change", [remove, replace])
 def test_a_database_gone_while_running_is_503_and_not_recreated(change, tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"

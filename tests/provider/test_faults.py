@@ -153,6 +153,7 @@ def test_slowness_is_bounded(
     assert (config["slow_seconds"], config["latency_ms"]) == (60, 0)  # unchanged
 
 
+@pytest.mark.e2e
 def test_faults_from_the_environment(tmp_path: Path, key: str) -> None:
     faults = json.dumps({"rules": [{"kind": "error", "on": "charges", "times": 1}]})
     with (

@@ -148,6 +148,7 @@ def test_order_with_live_lease_is_fine(database):
     assert problems() == []
 
 
+@pytest.mark.e2e
 def test_cli_exit_codes(database):
     clean = run_module("storage", "audit")
     assert clean.returncode == 0, clean.stderr

@@ -18,6 +18,7 @@ def storage_command(path: Path, *args: str) -> tuple[int, str]:
     return done.returncode, done.stderr
 
 
+@pytest.mark.e2e
 def test_a_missing_database_is_refused_and_not_created(tmp_path):
     path = tmp_path / "nowhere" / "ff.sqlite3"
     for command in (["audit"], ["snapshot"], ["receive", "SKU-001", "5"]):
@@ -33,6 +34,7 @@ def test_a_missing_database_is_refused_and_not_created(tmp_path):
     assert storage_command(path, "audit")[0] == 0
 
 
+@pytest.mark.e2e
 def test_a_file_in_the_way_of_the_directory_is_one_line(tmp_path):
     (tmp_path / "file").write_text("a regular file where a directory should be")
     code, stderr = storage_command(tmp_path / "file" / "ff.sqlite3", "migrate")
@@ -43,6 +45,7 @@ def test_a_file_in_the_way_of_the_directory_is_one_line(tmp_path):
     ]
 
 
+@pytest.mark.e2e
 def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
     path = tmp_path / "ff.sqlite3"
     path.write_text("not a database, just text")
@@ -54,6 +57,7 @@ def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
     assert path.read_text() == "not a database, just text"
 
 
+@pytest.mark.e2e
 def test_a_driver_that_is_not_installed_is_one_line():
     done = run_module("storage", "audit", env=child_env(DATABASE_URL="mysql://u@localhost/db"))
     assert done.returncode == 2
@@ -63,6 +67,7 @@ def test_a_driver_that_is_not_installed_is_one_line():
     ]
 
 
+@pytest.mark.e2e
 def test_the_embedded_default_is_created_on_first_use(tmp_path):
     env = child_env()
     env.pop("FLOWFORGE_DB_PATH", None)
@@ -71,6 +76,7 @@ def test_the_embedded_default_is_created_on_first_use(tmp_path):
     assert (tmp_path / ".flowforge" / "flowforge.sqlite3").is_file()
 
 
+@pytest.mark.e2e
 def test_a_removed_or_replaced_file_stops_a_running_process(db):
     with session_scope() as session:
         assert session.connection() is not None

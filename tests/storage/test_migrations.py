@@ -156,6 +156,7 @@ def test_upgrade_downgrade_upgrade_round_trips(fresh):
     assert differences(fresh) == []
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("version", sorted(migrations.LEGACY_REVISIONS))
 def test_a_pre_alembic_database_is_adopted_and_keeps_its_orders(fresh, version):
     with raw(fresh) as connection:  # as the version table's FlowForge created it
@@ -187,6 +188,7 @@ def test_a_pre_alembic_database_is_adopted_and_keeps_its_orders(fresh, version):
     assert run_module("storage", "snapshot").returncode == 0
 
 
+@pytest.mark.e2e
 def test_a_database_behind_head_is_refused_until_migrated(fresh):
     migrate_database()
     with raw(fresh) as connection:
@@ -207,6 +209,7 @@ def test_a_database_behind_head_is_refused_until_migrated(fresh):
     assert "task_run_id" in columns(fresh, "orders")
 
 
+@pytest.mark.e2e
 def test_an_empty_database_is_refused_until_migrated(fresh):
     with raw(fresh) as connection:
         connection.execute(text("SELECT 1"))  # SQLite: the file now exists, empty
@@ -216,6 +219,7 @@ def test_an_empty_database_is_refused_until_migrated(fresh):
     assert tables(fresh) == set()
 
 
+@pytest.mark.e2e
 def test_the_embedded_default_migrates_itself(tmp_path):
     path = tmp_path / ".flowforge" / "flowforge.sqlite3"
     url = f"sqlite:///{path}"
@@ -232,6 +236,7 @@ def test_the_embedded_default_migrates_itself(tmp_path):
     assert revision(url) == HEAD
 
 
+@pytest.mark.e2e
 def test_a_database_ahead_of_the_code_is_refused(fresh):
     migrate_database()
     forget(fresh)
@@ -271,6 +276,7 @@ def scratch_scripts(copied_scripts: Path) -> Iterator[Path]:
         SQLModel.metadata.remove(notes)
 
 
+@pytest.mark.e2e
 def test_revision_writes_the_next_script_from_the_models(scratch_scripts, tmp_path, capsys):
     assert storage_main(["revision", "-m", "Add notes"]) == 0
     after_head = f"{int(HEAD) + 1:04d}"
@@ -316,6 +322,7 @@ def test_revision_refuses_an_empty_message_or_no_schema_change(
     assert sorted((copied_scripts / "versions").iterdir()) == written
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("module", "args"),
     [

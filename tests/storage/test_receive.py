@@ -19,6 +19,7 @@ def stock(product_id: str) -> dict:
     return next(p for p in inventory if p["product_id"] == product_id)
 
 
+@pytest.mark.e2e
 def test_receive_adds_to_an_existing_product(database):
     done = run_module("storage", "receive", "SKU-001", "40")
     assert done.returncode == 0, done.stderr
@@ -35,6 +36,7 @@ def test_receive_adds_to_an_existing_product(database):
     assert (audit.returncode, audit.stdout) == (0, "audit clean: every invariant holds\n")
 
 
+@pytest.mark.e2e
 def test_receive_creates_a_new_product_then_adds_to_it(database):
     first = run_module(
         "storage", "receive", "SKU-9", "5", "--name", " Doohickey ", "--unit-price", "250"

@@ -33,6 +33,7 @@ def order_ids() -> list[str]:
         return [order.order_id for order in saga_log.list_orders(session)]
 
 
+@pytest.mark.e2e
 def test_finished_orders_are_reset(database):
     for status in ("completed", "failed", "needs_attention", "cancelled"):
         record(status, status)
@@ -42,6 +43,7 @@ def test_finished_orders_are_reset(database):
     assert order_ids() == []
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("orders", "count"),
     [
@@ -67,6 +69,7 @@ def test_orders_in_progress_are_refused_in_one_line(database, orders, count):
     assert sorted(order_ids()) == sorted(order_id for order_id, _, _ in orders)
 
 
+@pytest.mark.e2e
 def test_force_resets_anyway_and_says_what_it_destroyed(database):
     record("a", OrderStatus.RUNNING, leased=True)
     record("b", OrderStatus.PENDING)

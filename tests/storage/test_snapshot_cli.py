@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.factory import fill_orders
 from storage.db import session_scope
 from storage.snapshot import snapshot
@@ -12,6 +14,7 @@ from tests.support import run_module
 ORDERS = 150  # more than a page of the API's (100)
 
 
+@pytest.mark.e2e
 def test_the_cli_snapshot_prints_every_order_oldest_first(database):
     fill_orders(ORDERS)
     printed = run_module("storage", "snapshot")

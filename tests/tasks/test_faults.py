@@ -97,6 +97,7 @@ def test_points_are_the_saga_tasks_in_saga_order() -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_validate_with_only_faults_imported() -> None:
     """A process that imports nothing but `tasks.faults` still knows every point, in order."""
     result = subprocess.run(
