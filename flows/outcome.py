@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 from prefect import Flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import PrefectException
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, Completed, Failed, State
@@ -76,7 +77,7 @@ def prefect_state(summary: OrderSummary) -> State:
     """The flow run's final state, named so the Prefect UI tells the saga's outcome."""
     status, reason = summary.status, summary.failure_reason or ""
     if status == OrderStatus.COMPLETED:
-        return Completed(message=f"order {summary.order_id} completed")
+        return completed_state(summary.order_id)
     if status == OrderStatus.FAILED:
         return Failed(name="Compensated", message=reason or "failed and compensated")
     if status == OrderStatus.NEEDS_ATTENTION:
@@ -84,6 +85,11 @@ def prefect_state(summary: OrderSummary) -> State:
     if status == OrderStatus.CANCELLED:
         return Cancelled(message=reason or "cancelled and compensated")
     raise ValueError(f"order {summary.order_id} is still {status}")
+
+
+def completed_state(order_id: str) -> State:
+    """The final state of a run whose order completed (what `prefect_state` gives it)."""
+    return Completed(message=f"order {order_id} completed")
 
 
 def status_of_state(state: State | None) -> str:
@@ -126,8 +132,12 @@ def timeline_markdown(summary: OrderSummary) -> str:
 
 
 def publish_artifact(summary: OrderSummary) -> None:
-    """Attach the saga's timeline to the current run; best effort (the order is settled in
-    the database already, a Prefect hiccup must not make its run look broken)."""
+    """Attach the saga's timeline to the current run when the order did not complete (a
+    completed order's run states say it all; the dashboard has every timeline); best effort
+    (the order is settled in the database already, a Prefect hiccup must not make its run
+    look broken)."""
+    if summary.status == OrderStatus.COMPLETED:
+        return
     key = "saga-" + re.sub(r"[^a-z0-9-]+", "-", summary.order_id.lower()).strip("-")
     try:
         create_markdown_artifact(
@@ -137,6 +147,22 @@ def publish_artifact(summary: OrderSummary) -> None:
         )
     except PREFECT_ERRORS as exc:
         logging.getLogger(__name__).warning("no artifact for %s: %s", summary.order_id, exc)
+
+
+def publish_run_table(ended: list[tuple[str, str]]) -> None:
+    """Attach to the current flow run one table with a row per order it ran (its status);
+    best effort, like `publish_artifact`."""
+    if not ended:
+        return
+    rows = [{"order": order_id, "status": status} for order_id, status in ended]
+    counts = Counter(status for _, status in ended)
+    try:
+        create_table_artifact(
+            table=rows,
+            description=", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+        )
+    except PREFECT_ERRORS as exc:
+        logging.getLogger(__name__).warning("no run table: %s", exc)
 
 
 def _duration(start: str | None, end: str | None) -> str:

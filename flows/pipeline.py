@@ -24,13 +24,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.fulfill import order_summary
 from flows.outcome import (
     PREFECT_ERRORS,
+    completed_state,
     handed_over,
     prefect_state,
     publish_artifact,
+    publish_run_table,
     status_of_state,
 )
 from flows.saga import settle_order
-from storage.models import TERMINAL_STATUSES
+from storage.models import TERMINAL_STATUSES, OrderStatus
 from storage.settings import get_settings
 
 ROTATE_ORDERS = 1000
@@ -51,12 +53,15 @@ logger = logging.getLogger(__name__)
 def fulfill_order_task(order_id: str, lease_owner: str) -> State:
     """One order, already leased to `lease_owner`, driven to its end (or, when a cancellation
     was requested, compensated) as one task run. An order another driver holds is left to
-    it; one that another driver settled meanwhile reports how it ended."""
-    if settle_order(order_id, lease_owner, task_run_id=str(task_run.get_id())) is None:
-        summary = order_summary(order_id)
+    it; one that another driver settled meanwhile reports how it ended. The order's summary
+    is read once, and not at all when it completed."""
+    status = settle_order(order_id, lease_owner, task_run_id=str(task_run.get_id()))
+    if status == OrderStatus.COMPLETED:
+        return completed_state(order_id)
+    summary = order_summary(order_id)
+    if status is None:
         ended = summary.status in TERMINAL_STATUSES
         return prefect_state(summary) if ended else handed_over(summary)
-    summary = order_summary(order_id)
     publish_artifact(summary)
     return prefect_state(summary)
 
@@ -97,6 +102,7 @@ class Pipeline:
     _in_flight: set[PrefectFuture] = field(default_factory=set, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _slot_freed: threading.Event = field(default_factory=threading.Event, init=False)
+    _ended: list[tuple[str, str]] = field(default_factory=list, init=False)  # this run's
 
     def run(self) -> None:
         """Open a flow run whenever orders are waiting; return once stopped or exhausted. When
@@ -128,7 +134,10 @@ class Pipeline:
 
     def _window(self, first: list[str]) -> dict[str, int]:
         """One flow run: submit orders until a rotation bound, idleness, stop or exhaustion;
-        then wait for those in flight (they are never abandoned)."""
+        then wait for those in flight (they are never abandoned) and attach the run's table
+        of orders."""
+        with self._lock:
+            self._ended = []
         started = last_busy = time.monotonic()
         submitted = 0
         claimed = first
@@ -152,6 +161,7 @@ class Pipeline:
                 self._slot_freed.wait(self.poll_seconds if free > 0 else WAIT_SECONDS)
                 self._slot_freed.clear()
         self._drain()
+        publish_run_table(self._ended)
         return {"orders": submitted}
 
     def _submit(self, order_id: str) -> None:
@@ -161,12 +171,14 @@ class Pipeline:
         future.add_done_callback(lambda done, oid=order_id: self._finish(oid, done))
 
     def _finish(self, order_id: str, future: PrefectFuture) -> None:
+        future.wait()  # resolved already: keeps the final state without asking the server
+        status = status_of_state(future.state)
         with self._lock:
             self._in_flight.discard(future)
+            self._ended.append((order_id, status))
         self._slot_freed.set()
         if self.on_done is not None:
-            future.wait()  # resolved already: keeps the final state without asking the server
-            self.on_done(order_id, status_of_state(future.state))
+            self.on_done(order_id, status)
 
     def _drain(self) -> None:
         """Wait until every submitted order ended and was reported."""

@@ -5,7 +5,9 @@ stack in reverse. Holds no SQL: it calls storage functions and tasks."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -216,33 +218,70 @@ class SagaRun:
             )
 
 
-@contextmanager
-def lease_kept(order_id: str, owner: str, lease_seconds: float) -> Iterator[None]:
-    """Renew our lease every third of its length while we drive the order, so a slow step
-    (a payment provider's answer, a retry's back-off, a slow Prefect server) never lets it
-    lapse while this process lives; once the process dies, renewals stop and the lease
-    expires within `lease_seconds`. A renewal the database cannot take now is tried again;
-    one that finds the lease taken over stops (our next fenced write raises `LeaseLost`)."""
-    stop = threading.Event()
+class LeaseKeeper:
+    """One thread per process that renews, every third of a lease, the leases of every order
+    the process is driving — one statement per owner per round, not a thread and a
+    transaction per order — so a slow step (a payment provider's answer, a retry's back-off,
+    a slow Prefect server) never lets a lease lapse while the process lives; once it dies,
+    renewals stop and its leases expire within `lease_seconds`. A round the database cannot
+    take now is tried at the next; a lease taken over is simply not renewed (the driver's
+    next fenced write raises `LeaseLost`)."""
 
-    def renew() -> None:
-        while not stop.wait(lease_seconds / 3):
-            try:
-                with session_scope() as session:
-                    if not saga_log.renew_lease(
-                        session, order_id=order_id, owner=owner, lease_seconds=lease_seconds
-                    ):
-                        return
-            except (SQLAlchemyError, StorageUnavailable) as exc:
-                logger.warning("lease of order %s not renewed: %s", order_id, exc)
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], float] = {}  # (order, owner) -> lease seconds
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    keeper = threading.Thread(target=renew, name=f"lease-{order_id}", daemon=True)
-    keeper.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        keeper.join()
+    @contextmanager
+    def kept(self, order_id: str, owner: str, lease_seconds: float) -> Iterator[None]:
+        """Keep this lease renewed while the block runs."""
+        with self._lock:
+            self._held[(order_id, owner)] = lease_seconds
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+                self._thread.start()
+        self._changed.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop((order_id, owner), None)
+
+    def _run(self) -> None:
+        due = math.inf  # when the next round is due
+        while True:
+            self._changed.clear()  # before reading: a registration after it wakes the wait
+            with self._lock:
+                held = dict(self._held)
+            if not held:
+                due = math.inf
+                self._changed.wait()
+                continue
+            period = min(held.values()) / 3
+            due = min(due, time.monotonic() + period)  # a new lease was just taken
+            if (wait := due - time.monotonic()) > 0:
+                self._changed.wait(wait)
+                continue
+            self._renew(held)
+            due = time.monotonic() + period
+
+    @staticmethod
+    def _renew(held: dict[tuple[str, str], float]) -> None:
+        by_owner: dict[tuple[str, float], list[str]] = {}
+        for (order_id, owner), seconds in held.items():
+            by_owner.setdefault((owner, seconds), []).append(order_id)
+        try:
+            with session_scope() as session:
+                for (owner, seconds), order_ids in by_owner.items():
+                    saga_log.renew_leases(
+                        session, order_ids=order_ids, owner=owner, lease_seconds=seconds
+                    )
+        except (SQLAlchemyError, StorageUnavailable) as exc:
+            logger.warning("leases of %d orders not renewed: %s", len(held), exc)
+
+
+LEASES = LeaseKeeper()
 
 
 def drive_order(
@@ -274,7 +313,7 @@ def drive_order(
             saga_log.update_order(session, order_id=order_id, **before)
     run = SagaRun(order_id, owner)
     try:
-        with lease_kept(order_id, owner, settings.lease_seconds):
+        with LEASES.kept(order_id, owner, settings.lease_seconds):
             return run.drive()
     except LeaseLost:
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -94,6 +94,14 @@ def find_order(session: Session, *, order_or_workflow_id: str) -> Order | None:
     if order is None:
         order = session.exec(select(Order).where(Order.workflow_id == order_or_workflow_id)).first()
     return order
+
+
+def order_statuses(session: Session, *, order_ids: Collection[str]) -> dict[str, str]:
+    """The status of each of these orders that exists, in one query."""
+    rows = session.exec(
+        select(Order.order_id, Order.status).where(col(Order.order_id).in_(order_ids))
+    )
+    return dict(rows.all())
 
 
 def list_orders(session: Session, *, limit: int = 100, offset: int = 0) -> list[Order]:
@@ -216,6 +224,20 @@ def renew_lease(session: Session, *, order_id: str, owner: str, lease_seconds: f
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
     )
     return result.rowcount == 1
+
+
+def renew_leases(
+    session: Session, *, order_ids: list[str], owner: str, lease_seconds: float
+) -> int:
+    """Extend `owner`'s leases on these orders in one statement (those another owner took
+    over are left alone); how many were ours."""
+    now = utcnow()
+    result = session.execute(
+        update(Order)
+        .where(col(Order.order_id).in_(order_ids), col(Order.lease_owner) == owner)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+    )
+    return result.rowcount
 
 
 @contextmanager

@@ -3,10 +3,15 @@ CSV, a file run twice charges nobody twice, FAIL_AT compensates exactly the fail
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.batch import derived_order_id
 from flows.fulfill import order_summary
@@ -122,6 +127,22 @@ def test_fail_at_compensates_exactly_the_matching_orders(prefect_server, tmp_pat
         result = order_summary(oid)
         assert (result.status, result.compensations) == ("completed", [])
     assert_audit_clean()
+    timelines, tables = run_artifacts(order_summary(passing[0]).task_run_id)
+    assert sorted(timelines) == [f"saga-{oid}" for oid in failing]  # none for a completed one
+    [table] = tables
+    rows = {row["order"]: row["status"] for row in json.loads(table.data)}
+    assert rows == {oid: "completed" for oid in passing} | {oid: "failed" for oid in failing}
+
+
+def run_artifacts(task_run_id: str) -> tuple[list[str], list[Any]]:
+    """The markdown artifacts' keys and the table artifacts of the flow run holding a task run."""
+    with get_client(sync_client=True) as client:
+        flow_run_id = client.read_task_run(UUID(task_run_id)).flow_run_id
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    timelines = [a.key for a in artifacts if a.type == "markdown"]
+    return timelines, [a for a in artifacts if a.type == "table"]
 
 
 @pytest.mark.usefixtures("db")

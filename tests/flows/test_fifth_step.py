@@ -133,22 +133,28 @@ def test_cancelling_a_completed_order_unwraps_it():
     assert_audit_clean()
 
 
-def test_prefect_shows_the_new_steps_as_task_runs_with_the_timeline():
+def test_prefect_shows_the_new_steps_as_task_runs_with_the_timeline(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Every step and compensation is a task run of the order's flow run, and the timeline
+    artifact of an order that did not complete lists the new ones."""
+    monkeypatch.setenv("FAIL_AT", "notify_customer")
     summary = place(order_id="shown")
     flow_run = uuid.UUID(summary.flow_run_id)
+    expected = sorted(FORWARD + EVERY_COMPENSATION)
     deadline = time.monotonic() + 30
     with get_client(sync_client=True) as client:
         while True:  # task runs reach the server as events, a moment later
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run]))
             )
-            names = sorted(run.name for run in runs if run.state and run.state.is_completed())
-            if names == sorted(FORWARD) or time.monotonic() > deadline:
+            names = sorted(run.name for run in runs if run.state and run.state.is_final())
+            if names == expected or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         [artifact] = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]))
         )
-    assert names == sorted(FORWARD)
+    assert names == expected
     assert "| wrap_gift | completed |" in artifact.data
-    assert "| notify_customer | completed |" in artifact.data
+    assert "| unwrap_gift | compensated |" in artifact.data
