@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from types import FrameType
 
 import uvicorn
 
+from api.waiting import release_waiters
 from storage.arguments import OneLineParser, whole_number
 from storage.settings import get_settings
+
+# on SIGTERM, long polls answer at once; requests still running after this long are cut off.
+# Well inside the 15 s the stack waits before SIGKILL.
+SHUTDOWN_GRACE_SECONDS = 3
+
+
+class Server(uvicorn.Server):
+    """uvicorn, whose stop signal first lets every waiting long poll answer (200, the status
+    as it stands) instead of holding the shutdown until its wait runs out."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        release_waiters()
+        super().handle_exit(sig, frame)
 
 
 def is_loopback(host: str) -> bool:
@@ -32,7 +47,13 @@ def main(argv: list[str] | None = None) -> None:
             "it can place and cancel orders",
             args.host,
         )
-    uvicorn.run("api.app:app", host=args.host, port=args.port)
+    config = uvicorn.Config(
+        "api.app:app",
+        host=args.host,
+        port=args.port,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    Server(config).run()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_metrics_token, require_token
 from api.links import run_links
@@ -33,8 +34,10 @@ from api.schemas import (
     OrderStatusReport,
     PageLimit,
     PageOffset,
+    StatusWait,
     StockReceipt,
 )
+from api.waiting import status_watch
 from flows.cancel import request_cancel
 from flows.fulfill import record_order
 from flows.outcome import Outcome
@@ -44,7 +47,15 @@ from storage import operations, prometheus, saga_log, snapshot
 from storage.db import session_scope
 from storage.errors import OrderConflict, ProductMismatch, StorageUnavailable
 from storage.limits import IDENTIFIER
-from storage.models import ORDER_ID, SETTLED_STATUSES, Order, OrderCreate, OrderStatus, Payment
+from storage.models import (
+    ORDER_ID,
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    Order,
+    OrderCreate,
+    OrderStatus,
+    Payment,
+)
 from storage.views import (
     EngineSnapshot,
     InventoryView,
@@ -164,15 +175,27 @@ def list_orders(limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> list[Or
         return snapshot.order_summaries(session, orders)
 
 
-@router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
-def order_status(workflow_id: WorkflowId) -> OrderStatusReport:
-    """The saga's state from the database, and the Prefect run that drove it: the intake's
-    task run (`task_run`) or a flow run (`flow_run`), each with its id, state and UI link."""
+def _status_report(workflow_id: str) -> OrderStatusReport:
     order = _find(workflow_id)
     with session_scope(readonly=True) as session:
         summary = snapshot.order_summary(session, order)
     links = run_links(flow_run_id=order.flow_run_id, task_run_id=order.task_run_id)
     return OrderStatusReport.model_validate({**dict(summary), **links})
+
+
+@router.get("/orders/{workflow_id}/status", responses=NOT_FOUND)
+async def order_status(workflow_id: WorkflowId, wait: StatusWait = None) -> OrderStatusReport:
+    """The saga's state from the database, and the Prefect run that drove it: the intake's
+    task run (`task_run`) or a flow run (`flow_run`), each with its id, state and UI link.
+    With `wait`, a long poll: it answers once the order is terminal or its status differs from
+    the one it had when the request came, or after `wait` seconds. A waiting request holds no
+    database connection and no thread (one poller per process watches every awaited order)."""
+    if wait is not None:
+        order = await run_in_threadpool(_find, workflow_id)
+        if order.status not in TERMINAL_STATUSES:
+            await status_watch().changed(order.order_id, order.status, wait)
+        workflow_id = order.order_id
+    return await run_in_threadpool(_status_report, workflow_id)
 
 
 def _accepted(order: Order, outcome: Outcome) -> ActionAccepted:

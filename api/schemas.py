@@ -14,6 +14,17 @@ from storage.views import OrderSummary
 PAGE_SIZE = 100  # the default `limit` of a paged listing
 PageLimit = Annotated[int, Query(ge=1, le=1000, description="at most this many items")]
 PageOffset = Annotated[int, Query(ge=0, le=2**31, description="skip this many, newest first")]
+MAX_WAIT_SECONDS = 60
+StatusWait = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_WAIT_SECONDS,
+        allow_inf_nan=False,
+        description="long poll: answer once the order is terminal or its status changes, or "
+        "after this many seconds (then with the status as it stands); absent: at once",
+    ),
+]
 
 
 class StockReceipt(BaseModel):

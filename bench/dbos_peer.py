@@ -5,7 +5,6 @@ stay in FlowForge's database. Needs the `bench` extra (`pip install -e '.[bench]
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -47,14 +46,10 @@ def fulfil(order_id: str) -> str:
     return floor.drive(order_id, call_as_step)
 
 
-def launch(system_database: Path) -> None:
-    """Configure DBOS on a SQLite system database and start it in this process."""
-    DBOS(
-        config={
-            "name": "flowforge-bench",
-            "system_database_url": f"sqlite:///{system_database}",
-        }
-    )
+def launch(system_database_url: str) -> None:
+    """Configure DBOS on its system database (a SQLite file or a PostgreSQL database, created
+    by DBOS when missing) and start it in this process."""
+    DBOS(config={"name": "flowforge-bench", "system_database_url": system_database_url})
     DBOS.launch()
 
 

@@ -1,6 +1,7 @@
 """`python -m bench.http_load API ORDERS_FILE [--clients 20]`: mode (a)'s clients. Each of the
 clients posts an order (`POST /orders` with its `order_id`, retried with the same id and body on
-a connection error or a 503: `bench.post_order`), polls its status until it is terminal, and
+a connection error or a 503: `bench.post_order`), long-polls its status
+(`GET /orders/{id}/status?wait=30`, answered when the status changes) until it is terminal, and
 takes the next. Prints one JSON object: `seconds` (first post to last terminal status seen),
 `post_retries` (all clients') and, per order, `status`, `latency_s` (first post sent to terminal
 status seen) and `post_retries`. Exit 1 when a request fails; a 409 on a retry is a bug, and
@@ -24,7 +25,7 @@ from bench.post_order import RetryConflict, post_order
 from bench.workload import OrderSpec, read_orders
 
 TERMINAL = {"completed", "failed", "needs_attention", "cancelled"}
-POLL_SECONDS = 0.25
+WAIT_SECONDS = 30  # each status request's long poll
 TIMEOUT_SECONDS = 300.0
 
 
@@ -38,16 +39,21 @@ class Load:
     bugs: list[str] = field(default_factory=list)  # 409s on retries
 
 
+def wait_for_change(client: httpx.Client, order_id: str) -> str:
+    """The order's status once it is terminal or has changed, or after WAIT_SECONDS."""
+    response = client.get(f"/orders/{order_id}/status", params={"wait": WAIT_SECONDS})
+    return response.raise_for_status().json()["status"]
+
+
 def one_order(client: httpx.Client, spec: OrderSpec) -> dict[str, Any]:
-    """Post the order and poll it to its end."""
+    """Post the order and follow it to its end."""
     began = time.perf_counter()
     _, retries = post_order(client, asdict(spec))
     while time.perf_counter() - began < TIMEOUT_SECONDS:
-        status = client.get(f"/orders/{spec.order_id}/status").raise_for_status().json()["status"]
+        status = wait_for_change(client, spec.order_id)
         if status in TERMINAL:
             latency = time.perf_counter() - began
             return {"status": status, "latency_s": latency, "post_retries": retries}
-        time.sleep(POLL_SECONDS)
     raise RuntimeError(f"order {spec.order_id} not terminal after {TIMEOUT_SECONDS:.0f} s")
 
 

@@ -1,4 +1,5 @@
-"""A mode's result and how it is shown: the table, the JSON, the chart."""
+"""A mode's result and how it is shown: the table (and, when Prefect's floor (f) ran, what each
+mode on Prefect costs over it), the JSON, the chart."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bench.submit_latency import percentile
 from bench.workload import Books
 
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+GROUPS = ("client", "prefect_server", "api")
 
 
 def latency_summary(values: list[float]) -> dict[str, float] | None:
@@ -46,6 +48,16 @@ class Result:
         return self.books.latencies if self.measured.latencies is None else self.measured.latencies
 
     @property
+    def audit(self) -> str | None:
+        """`clean` (audit clean, every order as planned), `bad`, `n/a` (the mode writes no
+        books), or None when the mode could not run."""
+        if self.status == "unavailable":
+            return None
+        if not self.mode.books:
+            return "n/a"
+        return "clean" if self.books.balanced else "bad"
+
+    @property
     def orders_per_s(self) -> float | None:
         return self.orders / self.measured.seconds if self.measured else None
 
@@ -73,7 +85,12 @@ class Result:
             "cpu_ms_per_order": _round(self.cpu_ms_per_order),
             "cpu_s_by_process": {name: round(cpu, 3) for name, cpu in usage.cpu_s.items()},
             "peak_rss_mb": _round(usage.peak_rss_mb) if self.usage else None,
+            "audit": self.audit,
+            "cpu_ms_per_order_by_group": {
+                group: round(ms, 2) for group, ms in cpu_ms_by_group(self).items()
+            },
             "ratios": ratios(self, baselines),
+            "over_prefect_floor": over_prefect_floor(self, baselines),
             **{
                 key: latency_summary(values)
                 for key, values in (self.measured.other_latencies if self.measured else {}).items()
@@ -99,9 +116,47 @@ def ratios(result: Result, baselines: dict[str, Result]) -> dict[str, float | No
     return found
 
 
+def group_of(label: str) -> str:
+    """The process group of a process label: `prefect_server`; `api` (FlowForge's HTTP API and
+    the bench's HTTP clients loading it); else `client`, what runs the orders (the batch, the
+    intake and the runner, the stack's supervisor, a CLI run, a floor)."""
+    if label.startswith("prefect server"):
+        return "prefect_server"
+    return "api" if label in ("api", "bench.http_load", "bench.open_load") else "client"
+
+
+def cpu_ms_by_group(result: Result) -> dict[str, float]:
+    """CPU ms per order of each process group the mode used."""
+    if result.usage is None or not result.orders:
+        return {}
+    found = dict.fromkeys(GROUPS, 0.0)
+    for name, seconds in result.usage.cpu_s.items():
+        found[group_of(name)] += 1000 * seconds / result.orders
+    return {group: ms for group, ms in found.items() if ms or group == "client"}
+
+
+def over_prefect_floor(result: Result, baselines: dict[str, Result]) -> dict[str, Any] | None:
+    """A mode on Prefect (it used a Prefect server) over Prefect's floor (f), when (f) ran and
+    balanced: its orders/s, CPU per order and the client's and the Prefect server's CPU per
+    order as multiples of (f)'s. (f) has no API: the API's ms per order is in
+    `cpu_ms_per_order_by_group`. None for any other mode."""
+    base = baselines.get("f")
+    mine = cpu_ms_by_group(result)
+    if base is None or result.mode.letter == "f" or "prefect_server" not in mine:
+        return None
+    floor = cpu_ms_by_group(base)
+    return {
+        "orders_per_s": _ratio(result.orders_per_s, base.orders_per_s),
+        "cpu_ms_per_order": _ratio(result.cpu_ms_per_order, base.cpu_ms_per_order),
+        "client_cpu": _ratio(mine.get("client"), floor.get("client")),
+        "prefect_server_cpu": _ratio(mine.get("prefect_server"), floor.get("prefect_server")),
+    }
+
+
 COLUMNS = (
     ("mode", 22),
     ("status", 11),
+    ("audit", 5),
     ("orders", 6),
     ("orders/s", 8),
     ("p50 s", 7),
@@ -124,11 +179,52 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _row(cells: list[str]) -> str:
+OVERHEAD_RATIOS = ("orders_per_s", "cpu_ms_per_order", "client_cpu", "prefect_server_cpu")
+OVERHEAD_COLUMNS = (
+    ("over Prefect floor (f)", 22),
+    ("rate ×f", 7),
+    ("CPU ×f", 7),
+    ("client ms/ord", 13),
+    ("×f", 5),
+    ("server ms/ord", 13),
+    ("×f", 5),
+    ("API ms/ord", 10),
+)
+
+
+def _row(cells: list[str], columns: tuple[tuple[str, int], ...] = COLUMNS) -> str:
     return "  ".join(
         f"{cell:>{width}}" if i else f"{cell:<{width}}"
-        for i, (cell, (_, width)) in enumerate(zip(cells, COLUMNS, strict=True))
+        for i, (cell, (_, width)) in enumerate(zip(cells, columns, strict=True))
     )
+
+
+def overhead_table(results: list[Result], baselines: dict[str, Result]) -> list[str]:
+    """What each mode on Prefect costs over Prefect's floor (f), per process group: (f)'s row,
+    then one per such mode; nothing when (f) did not run and balance."""
+    base = baselines.get("f")
+    if base is None:
+        return []
+    lines = ["", _row([name for name, _ in OVERHEAD_COLUMNS], OVERHEAD_COLUMNS)]
+    for result in [base, *(result for result in results if result is not base)]:
+        over = over_prefect_floor(result, baselines)
+        if result is base:
+            over = dict.fromkeys(OVERHEAD_RATIOS, 1.0)
+        elif over is None:
+            continue
+        ms = cpu_ms_by_group(result)
+        cells = [
+            f"{result.mode.letter} {result.mode.title}",
+            over["orders_per_s"],
+            over["cpu_ms_per_order"],
+            ms.get("client"),
+            over["client_cpu"],
+            ms.get("prefect_server"),
+            over["prefect_server_cpu"],
+            ms.get("api"),
+        ]
+        lines.append(_row([_cell(cell) for cell in cells], OVERHEAD_COLUMNS))
+    return lines
 
 
 def table(results: list[Result], baselines: dict[str, Result]) -> str:
@@ -140,6 +236,7 @@ def table(results: list[Result], baselines: dict[str, Result]) -> str:
         cells = [
             f"{result.mode.letter} {result.mode.title}",
             result.status,
+            result.audit,
             result.orders,
             result.orders_per_s,
             latency.get("p50"),
@@ -153,6 +250,7 @@ def table(results: list[Result], baselines: dict[str, Result]) -> str:
             ratio.get("rate_vs_e"),
         ]
         lines.append(_row([_cell(cell) for cell in cells]))
+    lines += overhead_table(results, baselines)
     lines += [
         f"{result.mode.letter}: {result.status}: {result.reason}"
         for result in results

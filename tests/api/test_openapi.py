@@ -44,3 +44,11 @@ def test_the_order_status_documents_the_summary_and_the_runs(client):
     assert {"order_id", "status", "saga", "events", "flow_run", "task_run"} <= set(
         model["properties"]
     )
+
+
+def test_the_order_status_documents_its_bounded_long_poll(client):
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/orders/{workflow_id}/status"]["get"]
+    [wait] = [p for p in operation["parameters"] if p["name"] == "wait"]
+    assert (wait["in"], wait["required"]) == ("query", False)
+    assert {"type": "number", "exclusiveMinimum": 0, "maximum": 60} in wait["schema"]["anyOf"]
