@@ -168,8 +168,9 @@ def test_takeover_and_sweep_mark_crashed_past_a_task_run_prefect_never_recorded(
     never_recorded = orders_by_id()[early].task_run_id
     assert never_recorded and not known_running([never_recorded])
     late = record_orders("late", 2)
-    # the late orders keep failing their charge (every 0.5 s) until the intake is killed
-    stuck = SLOW | {"FAIL_AT": "payment:20@late-*", "FLOWFORGE_STEP_RETRIES": "20"}
+    # the late orders keep failing their charge (every 0.5 s, for 50 s: however long Prefect
+    # takes to record the run) until the intake is killed
+    stuck = SLOW | {"FAIL_AT": "payment:100@late-*", "FLOWFORGE_STEP_RETRIES": "100"}
     second = intake(prefect_server, tmp_path / "second", **env | stuck)
     try:  # it takes the dead intake's order over (oldest first), then gets stuck
         wait_until(lambda: order_summary(early).status == "completed", "the takeover")
