@@ -30,7 +30,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from bench.workload import read_orders
-from flows.pipeline import RUN_LOGGERS
+from flows.pipeline import ORDER_TASK, RUN_LOGGERS
 from storage.models import OrderCreate
 from storage.settings import get_settings
 from tasks.saga_task import retry_unless_final
@@ -71,12 +71,7 @@ def step_task(name: str) -> Task[..., None]:
 STEP_TASKS = tuple(step_task(step.name) for step in STEPS)
 
 
-@task(
-    name="fulfill-order",
-    task_run_name="{order_id}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(**ORDER_TASK)
 def fulfill_order_floor(order_id: str, lease_owner: str) -> None:
     """One order as one task run: each step's no-op task run nested in it, in saga order."""
     order = ORDERS[order_id]
