@@ -167,6 +167,7 @@ def test_takeover_and_sweep_mark_crashed_past_a_task_run_prefect_never_recorded(
     assert first.process.returncode == -signal.SIGKILL
     never_recorded = orders_by_id()[early].task_run_id
     assert never_recorded and not known_running([never_recorded])
+    time.sleep(LEASE)  # the dead intake's lease lapsed: the next intake takes `early` first
     late = record_orders("late", 2)
     # the late orders keep failing their charge (every 0.5 s, for 50 s: however long Prefect
     # takes to record the run) until the intake is killed
@@ -195,9 +196,13 @@ def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_pa
     lease = 3.0
     env = {"FLOWFORGE_LEASE_SECONDS": str(lease), "FLOWFORGE_INTAKE_CONCURRENCY": "4"}
     dying = intake(prefect_server, tmp_path / "dying", **env | SLOW)
-    survivor = intake(prefect_server, tmp_path / "survivor", **env | SLOW)
+    survivor = None
     try:
         order_ids = record_orders("burst", 40)  # SKU-003: 50 in stock
+        wait_until(lambda: _driven_by(dying) >= 2, "the doomed intake to be driving orders")
+        # the survivor joins once the doomed one is busy (were both started together, a slow
+        # Prefect server could let one intake take the whole burst before the other began)
+        survivor = intake(prefect_server, tmp_path / "survivor", **env | SLOW)
         wait_until(lambda: _driven_by(dying) >= 2, "the doomed intake to be driving orders")
         kill(dying)
         killed_at = time.monotonic()
@@ -207,7 +212,7 @@ def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_pa
         settled_after = time.monotonic() - killed_at
         wait_until(lambda: all_terminal(order_ids), "the survivor to finish everything", 120)
     finally:
-        stop([survivor])
+        stop([child for child in (survivor, dying) if child is not None])
     # the last orphan settled within about a lease of the kill (the sweep would wait 60 s)
     assert settled_after < lease + 5, settled_after
     for oid in order_ids:
