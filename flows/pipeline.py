@@ -104,7 +104,7 @@ class Pipeline:
     _in_flight: set[PrefectFuture] = field(default_factory=set, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _slot_freed: threading.Event = field(default_factory=threading.Event, init=False)
-    _ended: list[tuple[str, str]] = field(default_factory=list, init=False)  # this run's
+    _ended: list[tuple[str, str]] = field(default_factory=list, init=False)  # (order, status)
 
     def run(self) -> None:
         """Open a flow run whenever orders are waiting; return once stopped or exhausted. When
