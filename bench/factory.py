@@ -15,6 +15,7 @@ from sqlmodel import col
 from storage.db import DEFAULT_CATALOG, session_scope
 from storage.models import (
     Order,
+    OrderLine,
     Payment,
     Product,
     Reservation,
@@ -128,6 +129,7 @@ def fill_orders(count: int) -> None:
             Order,
             order_id=order_id,
             workflow_id=f"order-{order_id}",
+            lines=(OrderLine(product_id=product_id, quantity=quantity),),
             product_id=product_id,
             quantity=quantity,
             customer_id=customer,

@@ -25,6 +25,7 @@ from storage.models import (
 )
 
 QUEUE_GRACE_SECONDS = 60.0  # the sweep's default --stale-after
+LinesByOrder = dict[str, dict[str, int]]  # order id -> product id -> units
 
 
 def broken_invariants(session: Session) -> list[str]:
@@ -38,11 +39,16 @@ def broken_invariants(session: Session) -> list[str]:
     ]
 
 
-def _count_by_order(session: Session, model: type, status_column, status: str) -> dict[str, int]:
+def _lines_by_order(session: Session, model: type, status_column, status: str) -> LinesByOrder:
+    """{order: {product: units}} of the rows of `model` (reservations or warehouse records)
+    in `status`."""
+    found: LinesByOrder = {}
     rows = session.exec(
-        select(model.order_id, func.count()).where(status_column == status).group_by(model.order_id)
+        select(model.order_id, model.product_id, model.quantity).where(status_column == status)
     ).all()
-    return dict(rows)
+    for order_id, product_id, quantity in rows:
+        found.setdefault(order_id, {})[product_id] = quantity
+    return found
 
 
 def _stock_is_conserved(session: Session) -> list[str]:
@@ -72,8 +78,10 @@ def _stock_is_conserved(session: Session) -> list[str]:
 
 
 def _completed_orders_are_whole(session: Session) -> list[str]:
-    held = _count_by_order(session, Reservation, Reservation.status, ReservationStatus.HELD)
-    applied = _count_by_order(
+    """A completed order holds exactly its lines (held, shipped) and one charge of its
+    cart's total."""
+    held = _lines_by_order(session, Reservation, Reservation.status, ReservationStatus.HELD)
+    shipped = _lines_by_order(
         session, WarehouseRecord, WarehouseRecord.status, WarehouseStatus.APPLIED
     )
     charged: dict[str, list[int]] = {}
@@ -81,27 +89,29 @@ def _completed_orders_are_whole(session: Session) -> list[str]:
         select(Payment.order_id, Payment.amount).where(Payment.status == ChargeStatus.CHARGED)
     ).all():
         charged.setdefault(order_id, []).append(amount)
+    prices = dict(session.exec(select(Product.product_id, Product.unit_price)).all())
     problems = []
-    completed = session.exec(
-        select(Order, Product.unit_price)
-        .join(Product, col(Product.product_id) == col(Order.product_id), isouter=True)
-        .where(Order.status == OrderStatus.COMPLETED)
-    ).all()
-    for order, unit_price in completed:
+    completed = session.exec(select(Order).where(Order.status == OrderStatus.COMPLETED)).all()
+    for order in completed:
         oid = order.order_id
-        if held.get(oid, 0) != 1:
-            problems.append(f"completed order {oid} has {held.get(oid, 0)} held reservations")
-        if applied.get(oid, 0) != 1:
-            problems.append(
-                f"completed order {oid} has {applied.get(oid, 0)} applied warehouse records"
-            )
+        lines = {line.product_id: line.quantity for line in order.lines}
+        for label, found in (("held reservations", held), ("applied warehouse records", shipped)):
+            if found.get(oid, {}) != lines:
+                problems.append(
+                    f"completed order {oid} has {label} {_cart(found.get(oid, {}))}, "
+                    f"expected its lines {_cart(lines)}"
+                )
         amounts = charged.get(oid, [])
-        expected = order.quantity * (unit_price or 0)
+        expected = sum(line.quantity * prices.get(line.product_id, 0) for line in order.lines)
         if amounts != [expected]:
             problems.append(
                 f"completed order {oid} has charges {amounts}, expected exactly one of {expected}"
             )
     return problems
+
+
+def _cart(lines: dict[str, int]) -> str:
+    return "[" + ", ".join(f"{q} x {p}" for p, q in sorted(lines.items())) + "]"
 
 
 def _failed_orders_hold_nothing(session: Session) -> list[str]:
@@ -119,6 +129,7 @@ def _failed_orders_hold_nothing(session: Session) -> list[str]:
     for label, model, status_column, status in checks:
         rows = session.exec(
             select(Order.order_id, Order.status)
+            .distinct()
             .join(model, col(model.order_id) == col(Order.order_id))
             .where(col(Order.status).in_(sorted(SETTLED_STATUSES)), status_column == status)
         ).all()
@@ -138,8 +149,6 @@ def _nothing_is_duplicated(session: Session) -> list[str]:
             Payment.order_id,
             Payment.status == ChargeStatus.CHARGED,
         ),
-        ("order {} has {} reservations", Reservation.order_id, True),
-        ("order {} has {} warehouse records", WarehouseRecord.order_id, True),
     )
     problems = []
     for template, column, condition in checks:
@@ -147,6 +156,13 @@ def _nothing_is_duplicated(session: Session) -> list[str]:
             select(column, func.count()).where(condition).group_by(column).having(func.count() > 1)
         ).all()
         problems += [template.format(key, count) for key, count in rows]
+    for label, model in (("reservations", Reservation), ("warehouse records", WarehouseRecord)):
+        rows = session.exec(
+            select(model.order_id, model.product_id, func.count())
+            .group_by(model.order_id, model.product_id)
+            .having(func.count() > 1)
+        ).all()
+        problems += [f"order {oid} has {n} {label} of {pid}" for oid, pid, n in rows]
     return problems
 
 

@@ -12,15 +12,23 @@ class DomainRefusal(FinalError):
     """The business said no; retrying cannot help."""
 
 
+def _on_line(line: int | None) -> str:
+    """How a refusal names the line of a cart (a one-line order needs no number)."""
+    return "" if line is None else f"line {line}: "
+
+
 class UnknownProduct(DomainRefusal):
-    def __init__(self, product_id: str) -> None:
-        super().__init__(f"unknown product {product_id!r}")
+    def __init__(self, product_id: str, line: int | None = None) -> None:
+        super().__init__(f"{_on_line(line)}unknown product {product_id!r}")
 
 
 class InsufficientStock(DomainRefusal):
-    def __init__(self, product_id: str, requested: int, available: int) -> None:
+    def __init__(
+        self, product_id: str, requested: int, available: int, line: int | None = None
+    ) -> None:
         super().__init__(
-            f"insufficient stock for {product_id}: requested {requested}, available {available}"
+            f"{_on_line(line)}insufficient stock for {product_id}: requested {requested}, "
+            f"available {available}"
         )
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from pydantic import Field as Check
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.vocabulary import (
@@ -61,10 +61,13 @@ class Product(SQLModel, table=True):
 
 
 class Reservation(SQLModel, table=True):
+    """The units of one line of an order held for it."""
+
     __tablename__ = "reservations"
+    __table_args__ = (UniqueConstraint("order_id", "product_id", name="uq_reservations_line"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(unique=True, index=True)
+    order_id: str = Field(index=True)
     product_id: str = Field(foreign_key="products.product_id")
     quantity: int
     status: str = ReservationStatus.HELD  # ReservationStatus
@@ -106,10 +109,15 @@ class ChargeRequest(SQLModel, table=True):
 
 
 class WarehouseRecord(SQLModel, table=True):
+    """One line of an order's shipment (the shipment is the order's records)."""
+
     __tablename__ = "warehouse_records"
+    __table_args__ = (
+        UniqueConstraint("order_id", "product_id", name="uq_warehouse_records_line"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(unique=True, index=True)
+    order_id: str = Field(index=True)
     product_id: str
     quantity: int
     status: str = WarehouseStatus.APPLIED  # WarehouseStatus
@@ -118,24 +126,85 @@ class WarehouseRecord(SQLModel, table=True):
 
 
 ORDER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # order and workflow ids
-MAX_QUANTITY = 1_000_000  # units in one order
+MAX_QUANTITY = 1_000_000  # units of one line
+MAX_LINES = 100  # lines of one order
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
 ]
+SINGLE_PRODUCT = ("product_id", "quantity")  # the seed's shape of an order: one line
+Quantity = Annotated[int, Check(strict=True, ge=1, le=MAX_QUANTITY, examples=[2])]
+
+
+class OrderLine(BaseModel):
+    """One line of an order: a product and its units (each product at most once per order)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: Text = Check(examples=["SKU-001"])
+    quantity: Quantity
 
 
 class OrderCreate(BaseModel):
-    """A new order; `order_id` and `workflow_id` are optional (generated when absent)."""
+    """A new order: its `lines`, or the single-product shape `product_id` + `quantity` (read
+    as one line). `order_id` and `workflow_id` are optional (generated when absent)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    product_id: Text = Check(examples=["SKU-001"])
-    quantity: int = Check(strict=True, ge=1, le=MAX_QUANTITY, examples=[2])
+    lines: list[OrderLine] = Check(
+        min_length=1,
+        max_length=MAX_LINES,
+        description=f"1 to {MAX_LINES} lines, each product at most once",
+    )
+    product_id: Text | None = Check(
+        default=None, description="without `lines`: the one line's product", examples=["SKU-001"]
+    )
+    quantity: Quantity | None = Check(default=None, description="without `lines`: its units")
     customer_id: Text = Check(examples=["cust-42"])
     payment_method: Text = Check(examples=["tok_visa"])
     order_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["ord_42"])
     workflow_id: str | None = Check(default=None, pattern=ORDER_ID, examples=["order-42"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_product_is_one_line(cls, data: Any) -> Any:
+        """`product_id` + `quantity` without `lines` is a one-line order; both shapes at once
+        are refused."""
+        if not isinstance(data, dict):
+            return data
+        single = {field: data[field] for field in SINGLE_PRODUCT if field in data}
+        if "lines" in data:
+            if single:
+                raise ValueError("give either lines or product_id and quantity, not both")
+            return data
+        line = OrderLine.model_validate(single)  # a missing or bad field is named as such
+        return {**{k: v for k, v in data.items() if k not in single}, "lines": [line]}
+
+    @field_validator("lines")
+    @classmethod
+    def _each_product_once(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        first: dict[str, int] = {}
+        for number, line in enumerate(lines, start=1):
+            if line.product_id in first:
+                raise ValueError(
+                    f"line {number}: product_id {line.product_id!r} is already line "
+                    f"{first[line.product_id]} (each product at most once per order)"
+                )
+            first[line.product_id] = number
+        return lines
+
+
+class Lines(TypeDecorator):
+    """An order's lines in one JSON column: `[{"product_id", "quantity"}, ...]`."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else [line.model_dump() for line in value]
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else tuple(OrderLine.model_construct(**v) for v in value)
 
 
 class Order(SQLModel, table=True):
@@ -143,8 +212,9 @@ class Order(SQLModel, table=True):
 
     __tablename__ = "orders"
 
-    product_id: str
-    quantity: int
+    lines: tuple[OrderLine, ...] = Field(sa_column=Column(Lines, nullable=False))
+    product_id: str  # the first line's product
+    quantity: int  # the units of every line
     customer_id: str
     payment_method: str
     order_id: str = Field(primary_key=True)

@@ -5,6 +5,7 @@ there is nothing to undo."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -13,6 +14,7 @@ from storage.db import insert_once
 from storage.errors import CardDeclined, InsufficientStock, ProductMismatch, UnknownProduct
 from storage.models import (
     ChargeStatus,
+    OrderLine,
     Payment,
     PaymentProvider,
     Product,
@@ -27,21 +29,40 @@ DECLINED_PAYMENT_PREFIX = "tok_declined"
 DEFAULT_UNIT_PRICE = 1000  # cents
 
 
-def check_stock(session: Session, *, product_id: str, quantity: int) -> Product:
-    """Refuse an unknown product or a quantity above what is available now."""
-    product = session.get(Product, product_id)
-    if product is None:
-        raise UnknownProduct(product_id)
-    if product.available < quantity:
-        raise InsufficientStock(product_id, quantity, product.available)
-    return product
+def numbered(lines: Sequence[OrderLine]) -> list[tuple[int | None, OrderLine]]:
+    """Each line with the number a refusal names it by (None for a one-line order)."""
+    if len(lines) == 1:
+        return [(None, lines[0])]
+    return list(enumerate(lines, start=1))
 
 
-def unit_price(session: Session, *, product_id: str) -> int:
-    product = session.get(Product, product_id)
-    if product is None:
-        raise UnknownProduct(product_id)
-    return product.unit_price
+def products_of(session: Session, *, lines: Sequence[OrderLine]) -> dict[str, Product]:
+    """The lines' products that exist, by id, in one query."""
+    ids = sorted({line.product_id for line in lines})
+    rows = session.exec(select(Product).where(col(Product.product_id).in_(ids))).all()
+    return {product.product_id: product for product in rows}
+
+
+def check_stock(session: Session, *, lines: Sequence[OrderLine]) -> int:
+    """Refuse, naming the first line that cannot be served, an unknown product or a quantity
+    above what is available now; returns the units available for the whole cart."""
+    products = products_of(session, lines=lines)
+    for number, line in numbered(lines):
+        product = products.get(line.product_id)
+        if product is None:
+            raise UnknownProduct(line.product_id, number)
+        if product.available < line.quantity:
+            raise InsufficientStock(line.product_id, line.quantity, product.available, number)
+    return sum(products[line.product_id].available for line in lines)
+
+
+def cart_total(session: Session, *, lines: Sequence[OrderLine]) -> int:
+    """The sum of quantity × unit price over the lines, in cents."""
+    products = products_of(session, lines=lines)
+    for number, line in numbered(lines):
+        if line.product_id not in products:
+            raise UnknownProduct(line.product_id, number)
+    return sum(line.quantity * products[line.product_id].unit_price for line in lines)
 
 
 def receive_stock(
@@ -82,54 +103,71 @@ def receive_stock(
 
 
 def reserve_stock(
-    session: Session, *, order_id: str, product_id: str, quantity: int
-) -> Reservation:
-    """Hold `quantity` units for the order: a guarded UPDATE, the row count decides."""
-    existing = session.exec(select(Reservation).where(Reservation.order_id == order_id)).first()
-    if existing is not None:
-        return existing
+    session: Session, *, order_id: str, lines: Sequence[OrderLine]
+) -> list[Reservation]:
+    """Hold every line's units for the order, or none (a savepoint): products are taken in
+    id order, so two overlapping carts never wait on each other in a cycle."""
+    existing = session.exec(select(Reservation).where(Reservation.order_id == order_id)).all()
+    if existing:
+        return list(existing)
+    with session.begin_nested():  # a line that cannot be served undoes the lines held
+        for line in sorted(lines, key=lambda line: line.product_id):
+            _hold(session, line, lines)
+    reservations = [
+        Reservation(order_id=order_id, product_id=line.product_id, quantity=line.quantity)
+        for line in lines
+    ]
+    session.add_all(reservations)
+    session.flush()
+    return reservations
+
+
+def _hold(session: Session, line: OrderLine, lines: Sequence[OrderLine]) -> None:
+    """Move one line's units from available to reserved: a guarded UPDATE, the row count
+    decides; a line that cannot be served is refused naming it."""
     result = session.execute(
         update(Product)
-        .where(col(Product.product_id) == product_id, col(Product.available) >= quantity)
-        .values(available=Product.available - quantity, reserved=Product.reserved + quantity)
+        .where(col(Product.product_id) == line.product_id, col(Product.available) >= line.quantity)
+        .values(
+            available=Product.available - line.quantity,
+            reserved=Product.reserved + line.quantity,
+        )
     )
     if result.rowcount != 1:
-        check_stock(session, product_id=product_id, quantity=quantity)
-        raise InsufficientStock(product_id, quantity, 0)
-    reservation = Reservation(order_id=order_id, product_id=product_id, quantity=quantity)
-    session.add(reservation)
-    session.flush()
-    return reservation
+        check_stock(session, lines=lines)
+        raise InsufficientStock(line.product_id, line.quantity, 0)
 
 
 def release_stock(session: Session, *, order_id: str) -> bool:
-    """Return a held reservation's units to stock. False when nothing was held."""
-    reservation = session.exec(
-        select(Reservation).where(
-            Reservation.order_id == order_id, Reservation.status == ReservationStatus.HELD
+    """Return every held line of the order's reservation to stock, products in id order.
+    False when nothing was held."""
+    held = session.exec(
+        select(Reservation)
+        .where(Reservation.order_id == order_id, Reservation.status == ReservationStatus.HELD)
+        .order_by(col(Reservation.product_id))
+    ).all()
+    released = False
+    for reservation in held:
+        result = session.execute(
+            update(Reservation)
+            .where(
+                col(Reservation.id) == reservation.id,
+                col(Reservation.status) == ReservationStatus.HELD,
+            )
+            .values(status=ReservationStatus.RELEASED, released_at=utcnow())
         )
-    ).first()
-    if reservation is None:
-        return False
-    released = session.execute(
-        update(Reservation)
-        .where(
-            col(Reservation.id) == reservation.id,
-            col(Reservation.status) == ReservationStatus.HELD,
+        if result.rowcount != 1:
+            continue
+        session.execute(
+            update(Product)
+            .where(col(Product.product_id) == reservation.product_id)
+            .values(
+                available=Product.available + reservation.quantity,
+                reserved=Product.reserved - reservation.quantity,
+            )
         )
-        .values(status=ReservationStatus.RELEASED, released_at=utcnow())
-    )
-    if released.rowcount != 1:
-        return False
-    session.execute(
-        update(Product)
-        .where(col(Product.product_id) == reservation.product_id)
-        .values(
-            available=Product.available + reservation.quantity,
-            reserved=Product.reserved - reservation.quantity,
-        )
-    )
-    return True
+        released = True
+    return released
 
 
 def charge(
@@ -178,22 +216,25 @@ def refund(session: Session, *, idempotency_key: str) -> bool:
 
 
 def apply_warehouse(
-    session: Session, *, order_id: str, product_id: str, quantity: int
-) -> WarehouseRecord:
-    """Write the order's warehouse record once."""
+    session: Session, *, order_id: str, lines: Sequence[OrderLine]
+) -> list[WarehouseRecord]:
+    """Write the order's shipment, a record per line, once."""
     existing = session.exec(
         select(WarehouseRecord).where(WarehouseRecord.order_id == order_id)
-    ).first()
-    if existing is not None:
-        return existing
-    record = WarehouseRecord(order_id=order_id, product_id=product_id, quantity=quantity)
-    session.add(record)
+    ).all()
+    if existing:
+        return list(existing)
+    records = [
+        WarehouseRecord(order_id=order_id, product_id=line.product_id, quantity=line.quantity)
+        for line in lines
+    ]
+    session.add_all(records)
     session.flush()
-    return record
+    return records
 
 
 def revert_warehouse(session: Session, *, order_id: str) -> bool:
-    """Mark the order's warehouse record reverted. False when none is applied."""
+    """Mark the order's shipment reverted. False when none is applied."""
     result = session.execute(
         update(WarehouseRecord)
         .where(
@@ -202,4 +243,4 @@ def revert_warehouse(session: Session, *, order_id: str) -> bool:
         )
         .values(status=WarehouseStatus.REVERTED, reverted_at=utcnow())
     )
-    return result.rowcount == 1
+    return result.rowcount > 0

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, col, select
 
+from storage import operations
 from storage.db import insert_once, session_scope
 from storage.errors import IdConflict, LeaseLost, OrderDiffers, OrderNotFound
 from storage.models import (
@@ -19,8 +20,8 @@ from storage.models import (
     EventStatus,
     Order,
     OrderCreate,
+    OrderLine,
     OrderStatus,
-    Product,
     SagaEvent,
     SagaStep,
     StepKind,
@@ -28,7 +29,7 @@ from storage.models import (
     utcnow,
 )
 
-ORDER_DETAILS = ("product_id", "quantity", "customer_id", "payment_method")
+ORDER_DETAILS = ("customer_id", "payment_method")  # besides the lines
 
 
 def create_order(
@@ -46,14 +47,18 @@ def create_order(
     if new.order_id is None:
         raise ValueError("create_order needs the order's id")
     order_id, workflow_id = new.order_id, new.workflow_id or f"order-{new.order_id}"
-    product = session.get(Product, new.product_id)
+    lines = tuple(new.lines)
     order = Order(
-        **new.model_dump(exclude={"order_id", "workflow_id"}),
+        lines=lines,
+        product_id=lines[0].product_id,
+        quantity=sum(line.quantity for line in lines),
+        customer_id=new.customer_id,
+        payment_method=new.payment_method,
         order_id=order_id,
         workflow_id=workflow_id,
         lease_owner=lease_owner,
         lease_expires_at=utcnow() + timedelta(seconds=lease_seconds) if lease_owner else None,
-        amount=new.quantity * product.unit_price if product else 0,
+        amount=_quoted_total(session, lines),
     )
     existing = _order_with_either_id(session, order_id, workflow_id)
     if existing is None and insert_once(session, order):
@@ -62,7 +67,7 @@ def create_order(
     if (existing.order_id, existing.workflow_id) != (order_id, workflow_id):
         taken = order_id if order_id in (existing.order_id, existing.workflow_id) else workflow_id
         raise IdConflict(taken, existing.order_id)
-    differences = {
+    differences = _line_differences(existing.lines, order.lines) | {
         field: (getattr(existing, field), getattr(order, field))
         for field in ORDER_DETAILS
         if getattr(existing, field) != getattr(order, field)
@@ -70,6 +75,33 @@ def create_order(
     if differences:
         raise OrderDiffers(order_id, differences)
     return existing, False
+
+
+def _line_differences(
+    recorded: tuple[OrderLine, ...], given: tuple[OrderLine, ...]
+) -> dict[str, tuple[object, object]]:
+    """How two carts differ, by field: `product_id`/`quantity` for one line each, else
+    `line N product_id`/`line N quantity`, or the count of lines."""
+    if len(recorded) != len(given):
+        return {"lines": (len(recorded), len(given))}
+    differences = {}
+    for number, (before, now) in enumerate(zip(recorded, given, strict=True), start=1):
+        prefix = "" if len(given) == 1 else f"line {number} "
+        for field in ("product_id", "quantity"):
+            if getattr(before, field) != getattr(now, field):
+                differences[prefix + field] = (getattr(before, field), getattr(now, field))
+    return differences
+
+
+def _quoted_total(session: Session, lines: tuple[OrderLine, ...]) -> int:
+    """The cart's total at today's prices; a line of an unknown product counts nothing (the
+    saga refuses it)."""
+    products = operations.products_of(session, lines=lines)
+    return sum(
+        line.quantity * products[line.product_id].unit_price
+        for line in lines
+        if line.product_id in products
+    )
 
 
 def _order_with_either_id(session: Session, order_id: str, workflow_id: str) -> Order | None:

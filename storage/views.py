@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from storage.models import OrderLine
 from storage.vocabulary import (
     ChargeRequestStatus,
     ChargeStatus,
@@ -65,12 +66,14 @@ def _absent(value: Any) -> bool:
 
 
 class OrderSummary(View):
-    """An order as the CLI's `--json` and the API report it. `events` is left out of the JSON
-    when it was not read (listings and the snapshot)."""
+    """An order as the CLI's `--json` and the API report it. `product_id` and `quantity` are
+    the single-product shape's fields: the first line's product and the units of every line.
+    `events` is left out of the JSON when it was not read (listings and the snapshot)."""
 
     order_id: str
     workflow_id: str
     status: OrderStatus
+    lines: list[OrderLine]
     product_id: str
     quantity: int
     customer_id: str
@@ -130,7 +133,7 @@ class ChargeRequestView(View):
 
 
 class WarehouseView(View):
-    """An order's warehouse record."""
+    """One line of an order's shipment."""
 
     order_id: str
     product_id: str
@@ -146,7 +149,7 @@ class WarehouseDetail(WarehouseView):
 
 
 class ReservationView(View):
-    """An order's stock reservation (the dashboard's order records)."""
+    """The stock held for one line of an order (the dashboard's order records)."""
 
     product_id: str
     quantity: int

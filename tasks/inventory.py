@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from storage import operations
+from storage.models import OrderLine
 from tasks.saga_task import saga_task
 
 
@@ -17,20 +18,21 @@ def reservation_key(order_id: str) -> str:
 
 
 @saga_task(name="check_inventory")
-def check_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
-    """Refuse an unknown product or too little stock; returns the units available."""
-    return operations.check_stock(session, product_id=product_id, quantity=quantity).available
+def check_inventory(session: Session, order_id: str, lines: list[OrderLine]) -> int:
+    """Refuse, naming the line, an unknown product or too little stock; returns the units
+    available for the cart."""
+    return operations.check_stock(session, lines=lines)
 
 
 @saga_task(name="reserve_inventory")
-def reserve_inventory(session: Session, order_id: str, product_id: str, quantity: int) -> int:
-    """Hold the order's units (guarded update, one reservation per order)."""
-    return operations.reserve_stock(
-        session, order_id=order_id, product_id=product_id, quantity=quantity
-    ).quantity
+def reserve_inventory(session: Session, order_id: str, lines: list[OrderLine]) -> int:
+    """Hold every line's units or none (guarded updates in one transaction, one reservation
+    per line); returns the units held."""
+    reservations = operations.reserve_stock(session, order_id=order_id, lines=lines)
+    return sum(reservation.quantity for reservation in reservations)
 
 
 @saga_task(name="release_inventory", compensation=True)
 def release_inventory(session: Session, order_id: str) -> bool:
-    """Compensation of reserve_inventory: give the held units back (no-op if none)."""
+    """Compensation of reserve_inventory: give every line's held units back (no-op if none)."""
     return operations.release_stock(session, order_id=order_id)

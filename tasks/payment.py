@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from payments.client import provider_client
 from storage import operations, payment_books, saga_log
+from storage.models import OrderLine
 from tasks import payment_http
 from tasks.saga_task import Fence, saga_task
 
@@ -26,16 +27,15 @@ def payment_key(order_id: str) -> str:
 def process_payment(
     fence: Fence,
     order_id: str,
-    product_id: str,
-    quantity: int,
+    lines: list[OrderLine],
     payment_method: str,
     customer_id: str,
 ) -> str:
-    """Charge quantity × unit price; a declined card is refused, never retried. Returns the
-    charge id."""
+    """Charge the cart's total (quantity × unit price over the lines) once; a declined card is
+    refused, never retried. Returns the charge id."""
 
     def amount(session: Session) -> int:
-        return quantity * operations.unit_price(session, product_id=product_id)
+        return operations.cart_total(session, lines=lines)
 
     client = provider_client()
     if client is not None:

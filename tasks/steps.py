@@ -22,12 +22,12 @@ from tasks.warehouse import revert_warehouse, update_warehouse, warehouse_key
 
 
 def stock_args(order: Order) -> dict[str, Any]:
-    """The product and quantity: what the stock and warehouse tasks take."""
-    return {"product_id": order.product_id, "quantity": order.quantity}
+    """The order's lines: what the stock and warehouse tasks take."""
+    return {"lines": list(order.lines)}
 
 
 def payment_args(order: Order) -> dict[str, Any]:
-    """The stock arguments plus who pays and how."""
+    """The lines plus who pays and how."""
     return {
         **stock_args(order),
         "payment_method": order.payment_method,

@@ -1,4 +1,4 @@
-"""Warehouse: write the order's shipment record; revert it as compensation.
+"""Warehouse: write the order's shipment (a record per line); revert it as compensation.
 
 Each function here is written `fn(session, order_id, ...)`; `@saga_task` makes it
 a task called as `task(order_id, lease_owner, ...)` (see tasks/saga_task.py)."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from storage import operations
+from storage.models import OrderLine
 from tasks.saga_task import saga_task
 
 
@@ -17,15 +18,12 @@ def warehouse_key(order_id: str) -> str:
 
 
 @saga_task(name="update_warehouse")
-def update_warehouse(session: Session, order_id: str, product_id: str, quantity: int) -> int:
-    """Record the shipment (one record per order); returns the record id."""
-    record = operations.apply_warehouse(
-        session, order_id=order_id, product_id=product_id, quantity=quantity
-    )
-    return record.id or 0
+def update_warehouse(session: Session, order_id: str, lines: list[OrderLine]) -> int:
+    """Record the shipment, a record per line, once per order; returns the lines shipped."""
+    return len(operations.apply_warehouse(session, order_id=order_id, lines=lines))
 
 
 @saga_task(name="revert_warehouse", compensation=True)
 def revert_warehouse(session: Session, order_id: str) -> bool:
-    """Compensation of update_warehouse: mark the record reverted (no-op if none)."""
+    """Compensation of update_warehouse: mark the shipment reverted (no-op if none)."""
     return operations.revert_warehouse(session, order_id=order_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storage import operations
 from storage.db import session_scope
-from storage.models import Payment
+from storage.models import OrderLine, Payment
 
 
 def charge(key: str = "o1:payment", method: str = "tok_visa") -> Payment:
@@ -17,3 +17,8 @@ def charge(key: str = "o1:payment", method: str = "tok_visa") -> Payment:
             payment_method=method,
             customer_id="c1",
         )
+
+
+def cart(*lines: tuple[str, int]) -> list[OrderLine]:
+    """Order lines from (product, units) pairs."""
+    return [OrderLine(product_id=product, quantity=units) for product, units in lines]

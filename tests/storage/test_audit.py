@@ -12,6 +12,7 @@ from storage import operations, saga_log
 from storage.audit import broken_invariants
 from storage.db import session_scope
 from storage.models import Order, OrderCreate, Payment, Product, WarehouseRecord, utcnow
+from tests.storage.helpers import cart
 from tests.support import run_module
 
 
@@ -30,7 +31,7 @@ def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
         )
         saga_log.update_order(s, order_id=order_id, status=status)
         if whole:
-            operations.reserve_stock(s, order_id=order_id, product_id="SKU-001", quantity=2)
+            operations.reserve_stock(s, order_id=order_id, lines=cart(("SKU-001", 2)))
             operations.charge(
                 s,
                 order_id=order_id,
@@ -39,7 +40,7 @@ def make_order(order_id: str, status: str, *, whole: bool = True) -> None:
                 payment_method="tok_visa",
                 customer_id="c1",
             )
-            operations.apply_warehouse(s, order_id=order_id, product_id="SKU-001", quantity=2)
+            operations.apply_warehouse(s, order_id=order_id, lines=cart(("SKU-001", 2)))
 
 
 def problems() -> list[str]:
@@ -91,7 +92,7 @@ def test_stock_violations(database, statement, expected):
         (update(Payment).values(amount=1), "completed order o1 has charges [1]"),
         (
             update(WarehouseRecord).values(status="reverted"),
-            "completed order o1 has 0 applied warehouse records",
+            "completed order o1 has applied warehouse records [], expected its lines [2 x SKU-001]",
         ),
     ],
 )
@@ -105,7 +106,10 @@ def test_completed_order_without_reservation(database):
     make_order("o1", "completed")
     with session_scope() as s:
         operations.release_stock(s, order_id="o1")
-    assert "completed order o1 has 0 held reservations" in problems()
+    assert (
+        "completed order o1 has held reservations [], expected its lines [2 x SKU-001]"
+        in problems()
+    )
 
 
 @pytest.mark.parametrize("status", ["failed", "cancelled"])

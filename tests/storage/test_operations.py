@@ -7,10 +7,10 @@ from sqlmodel import select
 
 from storage import operations
 from storage.db import session_scope
-from storage.errors import CardDeclined, InsufficientStock, UnknownProduct
+from storage.errors import CardDeclined, DomainRefusal, InsufficientStock, UnknownProduct
 from storage.models import Payment, Product, Reservation, WarehouseRecord
 from tests.flows.helpers import engine_state
-from tests.storage.helpers import charge
+from tests.storage.helpers import cart, charge
 from tests.support import assert_audit_clean
 
 
@@ -28,11 +28,11 @@ def test_default_catalog_is_loaded(database):
 
 def test_reserve_is_idempotent(database):
     with session_scope() as s:
-        first = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
+        first = operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-002", 4)))
     before = engine_state()
     with session_scope() as s:
-        again = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
-    assert again.id == first.id
+        again = operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-002", 4)))
+    assert [r.id for r in again] == [r.id for r in first]
     assert engine_state() == before
     assert (product("SKU-002").available, product("SKU-002").reserved) == (6, 4)
 
@@ -40,15 +40,15 @@ def test_reserve_is_idempotent(database):
 def test_reserve_refuses_without_changing_anything(database):
     before = engine_state()
     with session_scope() as s, pytest.raises(InsufficientStock):
-        operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=11)
+        operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-002", 11)))
     with session_scope() as s, pytest.raises(UnknownProduct):
-        operations.reserve_stock(s, order_id="o2", product_id="NOPE", quantity=1)
+        operations.reserve_stock(s, order_id="o2", lines=cart(("NOPE", 1)))
     assert engine_state() == before
 
 
 def test_release_twice_releases_once(database):
     with session_scope() as s:
-        operations.reserve_stock(s, order_id="o1", product_id="SKU-001", quantity=5)
+        operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-001", 5)))
     with session_scope() as s:
         assert operations.release_stock(s, order_id="o1") is True
     after_first = engine_state()
@@ -95,12 +95,10 @@ def test_refund_by_key_once_and_noop_without_charge(database):
 
 def test_warehouse_apply_and_revert_are_idempotent(database):
     with session_scope() as s:
-        first = operations.apply_warehouse(s, order_id="o1", product_id="SKU-001", quantity=2)
+        first = operations.apply_warehouse(s, order_id="o1", lines=cart(("SKU-001", 2)))
     with session_scope() as s:
-        assert (
-            operations.apply_warehouse(s, order_id="o1", product_id="SKU-001", quantity=2).id
-            == first.id
-        )
+        again = operations.apply_warehouse(s, order_id="o1", lines=cart(("SKU-001", 2)))
+        assert [r.id for r in again] == [r.id for r in first]
         assert operations.revert_warehouse(s, order_id="o1") is True
     after = engine_state()
     with session_scope() as s:
@@ -112,8 +110,45 @@ def test_warehouse_apply_and_revert_are_idempotent(database):
 
 def test_reservation_unique_per_order(database):
     with session_scope() as s:
-        operations.reserve_stock(s, order_id="o1", product_id="SKU-001", quantity=1)
-        operations.reserve_stock(s, order_id="o1", product_id="SKU-003", quantity=9)
+        operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-001", 1)))
+        operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-003", 9)))
     with session_scope() as s:
         assert len(s.exec(select(Reservation)).all()) == 1
     assert product("SKU-003").available == 50
+
+
+def test_a_cart_is_reserved_whole_and_released_whole(database):
+    three = cart(("SKU-003", 5), ("SKU-001", 2), ("SKU-002", 1))
+    with session_scope() as s:
+        held = operations.reserve_stock(s, order_id="o1", lines=three)
+    assert [(r.product_id, r.quantity) for r in held] == [
+        ("SKU-003", 5),
+        ("SKU-001", 2),
+        ("SKU-002", 1),
+    ]
+    stock = {p: (product(p).available, product(p).reserved) for p in ("SKU-001", "SKU-002")}
+    assert stock == {"SKU-001": (23, 2), "SKU-002": (9, 1)}
+    assert product("SKU-003").available == 45
+    with session_scope() as s:
+        assert operations.release_stock(s, order_id="o1") is True
+    assert [product(p).available for p in ("SKU-001", "SKU-002", "SKU-003")] == [25, 10, 50]
+    assert_audit_clean()
+
+
+@pytest.mark.parametrize(
+    ("lines", "refusal"),
+    [
+        (
+            (("SKU-001", 2), ("SKU-003", 5), ("SKU-002", 11)),
+            "line 3: insufficient stock for SKU-002",
+        ),
+        ((("SKU-001", 2), ("NOPE", 1)), "line 2: unknown product 'NOPE'"),
+    ],
+)
+def test_a_cart_with_a_line_that_cannot_be_served_reserves_nothing(database, lines, refusal):
+    before = engine_state()
+    with session_scope() as s, pytest.raises(DomainRefusal, match=refusal):
+        operations.reserve_stock(s, order_id="o1", lines=cart(*lines))
+    with session_scope() as s, pytest.raises(DomainRefusal, match=refusal):
+        operations.check_stock(s, lines=cart(*lines))
+    assert engine_state() == before

@@ -9,7 +9,7 @@ from storage.db import session_scope
 from storage.errors import InsufficientStock
 from storage.settings import get_settings
 from tests.flows.helpers import engine_state, place, race
-from tests.storage.helpers import charge
+from tests.storage.helpers import cart, charge
 from tests.support import assert_audit_clean
 
 pytestmark = pytest.mark.usefixtures("pg_db")
@@ -17,16 +17,14 @@ pytestmark = pytest.mark.usefixtures("pg_db")
 
 def test_operations_are_idempotent_on_postgres():
     with session_scope() as s:
-        first = operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4)
+        first = operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-002", 4)))
     with session_scope() as s:
-        assert (
-            operations.reserve_stock(s, order_id="o1", product_id="SKU-002", quantity=4).id
-            == first.id
-        )
+        again = operations.reserve_stock(s, order_id="o1", lines=cart(("SKU-002", 4)))
+    assert [r.id for r in again] == [r.id for r in first]
     first_charge = charge()
     assert charge().charge_id == first_charge.charge_id
     with session_scope() as s, pytest.raises(InsufficientStock):
-        operations.reserve_stock(s, order_id="o2", product_id="SKU-002", quantity=7)
+        operations.reserve_stock(s, order_id="o2", lines=cart(("SKU-002", 7)))
     sku = next(p for p in engine_state()["inventory"] if p["product_id"] == "SKU-002")
     assert (sku["available"], sku["reserved"]) == (6, 4)
 
