@@ -15,6 +15,7 @@ from prefect.settings import get_current_settings
 
 from dashboard.data import audit_problems
 from flows.cancel import cancel
+from flows.cli import BadOrder, order_line, valid_order
 from flows.fulfill import record_order, run_order
 from flows.outcome import Outcome
 from flows.prefect_api import run_ui_url
@@ -23,7 +24,6 @@ from storage.models import (
     ACTIVE_STATUSES,
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
-    OrderCreate,
     OrderStatus,
 )
 from storage.views import OrderSummary
@@ -116,20 +116,26 @@ def _run_in_background(order_id: str, owner: str, fail_at: str) -> None:
         run_order(order_id, lease_owner=owner)
 
 
+def cart_lines(first: tuple[str, int], more: str) -> list[dict[str, object]]:
+    """The form's cart: its first line, then `PRODUCT:UNITS` lines separated by commas."""
+    product_id, quantity = first
+    lines: list[dict[str, object]] = [{"product_id": product_id, "quantity": quantity}]
+    return lines + [order_line(text.strip()) for text in more.split(",") if text.strip()]
+
+
 def place_order(
-    *, product_id: str, quantity: int, customer_id: str, payment_method: str, fail_at: str = ""
-) -> str:
+    *, lines: list[dict[str, object]], customer_id: str, payment_method: str, fail_at: str = ""
+) -> str | None:
     """Record an order and start its saga: the intake runs it when a Prefect server is
     configured (the stack) and no fault is injected, otherwise a background thread of this
-    process does. Returns the order id."""
+    process does. Returns the order id; None (with the reason shown) for a bad order."""
+    try:
+        order = valid_order(lines=lines, customer_id=customer_id, payment_method=payment_method)
+    except BadOrder as exc:
+        notify("error", f"order not placed: {exc}")
+        return None
     in_process = bool(fail_at) or not prefect_api_url()
     owner = f"dashboard:{uuid.uuid4().hex}" if in_process else None
-    order = OrderCreate(
-        product_id=product_id,
-        quantity=quantity,
-        customer_id=customer_id,
-        payment_method=payment_method,
-    )
     order_id, _ = record_order(order, lease_owner=owner)
     if owner is None:
         notify("success", f"order {order_id} recorded: the intake runs it")

@@ -55,7 +55,7 @@ def _queue() -> None:
     for order in queue:
         text, button = st.columns([6, 1], vertical_alignment="center")
         text.markdown(
-            f"`{order['order_id']}` · {order['quantity']} × {order['product_id']}  \n"
+            f"`{order['order_id']}` · {order['lines']}  \n"
             f":red[{order['failure_reason'] or 'no error recorded'}]"
         )
         button.button(

@@ -37,7 +37,7 @@ def render() -> str | None:
         width="stretch",
         column_config={
             "order_id": "order id",
-            "product_id": "product",
+            "lines": st.column_config.TextColumn("lines", width="medium"),
             "customer_id": "customer",
             "created_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f"),

@@ -14,7 +14,7 @@ from dashboard.timeline import attempts, timeline_chart
 from flows.fulfill import order_summary
 from storage.dashboard_queries import order_records
 from storage.models import ChargeRequestStatus, StepKind
-from storage.views import OrderSummary
+from storage.views import OrderSummary, cart_text
 
 RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
 REQUEST_NOTES = {
@@ -39,7 +39,7 @@ def render(order_id: str) -> None:
 def _facts(summary: OrderSummary) -> None:
     finished = summary.finished_at
     st.caption(
-        f"{summary.quantity} × {summary.product_id} for `{summary.customer_id}`,"
+        f"{cart_text(summary.lines)} for `{summary.customer_id}`,"
         f" {money_text(summary.amount)} · created {_when(summary.created_at)}"
         + (f" · finished {_when(finished)}" if finished else "")
     )

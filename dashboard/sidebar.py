@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import streamlit as st
 from sqlalchemy.engine import make_url
 
@@ -24,13 +26,20 @@ def refresh_every() -> float | None:
 
 
 def order_form() -> None:
-    """Place an order: product from the catalog, quantity, customer (and a fault for demos)."""
+    """Place an order: a product from the catalog and its quantity, more lines as
+    `PRODUCT:UNITS`, customer (and a fault for demos)."""
     products = [p.product_id for p in read(inventory)]
     with st.sidebar.form("place_order", clear_on_submit=False):
         st.markdown("**Place an order**")
         product_id = st.selectbox("Product", products, key="new_product")
         quantity = st.number_input(
             "Quantity", min_value=1, max_value=MAX_QUANTITY, value=1, step=1, key="new_quantity"
+        )
+        more = st.text_input(
+            "More lines",
+            placeholder="SKU-003:1, SKU-002:2",
+            help="other products of the same order, as PRODUCT:UNITS separated by commas",
+            key="new_more_lines",
         )
         customer_id = st.text_input("Customer", value="cust-dashboard", key="new_customer")
         payment_method = st.text_input("Payment method", value="tok_visa", key="new_payment")
@@ -43,9 +52,13 @@ def order_form() -> None:
                 key="new_fault",
             )
         if st.form_submit_button("Place order", type="primary"):
+            try:
+                lines = actions.cart_lines((product_id, int(quantity)), more)
+            except argparse.ArgumentTypeError as exc:
+                actions.notify("error", f"order not placed: more lines: {exc}")
+                return
             actions.place_order(
-                product_id=product_id,
-                quantity=int(quantity),
+                lines=lines,
                 customer_id=customer_id.strip() or "cust-dashboard",
                 payment_method=payment_method.strip() or "tok_visa",
                 fail_at=fail_at,

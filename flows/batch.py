@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from flows.cli import run_command
+from flows.cli import BadOrder, run_command, valid_order
 from flows.fulfill import record_order
 from flows.outcome import EXIT_CODES, ExitCode
 from flows.pipeline import Pipeline, run_until_stopped
@@ -49,6 +48,10 @@ class BadLine(ValueError):
     """A line that is not an order; the message says why."""
 
 
+Record = tuple[int, str, dict[str, Any] | BadLine]  # (first line, raw text, fields or why not)
+LINE_FIELDS = ("product_id", "quantity")  # a CSV row's line; the rest describe its order
+
+
 NOT_AN_ORDER = BadLine("not an order: expected a JSON object or a CSV row")
 TOO_LONG = BadLine(f"not an order: over {MAX_LINE:,} characters")
 
@@ -56,12 +59,9 @@ TOO_LONG = BadLine(f"not an order: over {MAX_LINE:,} characters")
 def parse_line(fields: dict[str, Any]) -> OrderCreate:
     """One line's fields as an order, or `BadLine` naming each bad field."""
     try:
-        return OrderCreate.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()
-        )
-        raise BadLine(problems) from None
+        return valid_order(**fields)
+    except BadOrder as exc:
+        raise BadLine(str(exc)) from None
 
 
 def derived_order_id(number: int, text: str) -> str:
@@ -69,12 +69,12 @@ def derived_order_id(number: int, text: str) -> str:
     return "b-" + hashlib.sha256(f"{number}:{text.strip()}".encode()).hexdigest()[:20]
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | BadLine]]:
+def read_lines(path: Path) -> Iterator[Record]:
     """(number of the line it starts on, raw text, fields or why there are none) for every
-    non-blank JSONL line or CSV record; a leading BOM is skipped."""
+    non-blank JSONL line, or every CSV order (its rows); a leading BOM is skipped."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         if path.suffix.lower() not in JSONL_SUFFIXES:
-            yield from _csv_records(_lines(handle))
+            yield from _carts(_csv_records(_lines(handle)))
             return
         for number, text in enumerate(_lines(handle), 1):
             if len(text) > MAX_LINE:
@@ -93,7 +93,7 @@ def _lines(handle: TextIO) -> Iterator[str]:
         yield line
 
 
-def _csv_records(lines: Iterator[str]) -> Iterator[tuple[int, str, dict[str, Any] | BadLine]]:
+def _csv_records(lines: Iterator[str]) -> Iterator[Record]:
     """One CSV reader over the whole file (a quoted field may hold newlines); the first record
     is the header, and a record's text is the lines it was read from."""
     taken: list[str] = []
@@ -117,6 +117,54 @@ def _csv_records(lines: Iterator[str]) -> Iterator[tuple[int, str, dict[str, Any
             if isinstance(fields, BadLine) and reader.line_num > number:  # a stray quote?
                 fields = BadLine(f"{fields} (a record of lines {number} to {reader.line_num})")
             yield number, text, fields
+
+
+def _carts(records: Iterator[Record]) -> Iterator[Record]:
+    """CSV rows as orders: consecutive rows with the same `order_id` are one order, a line
+    each (its `customer_id` and `payment_method` given on its first row, and equal on any row
+    that repeats them); a row without an `order_id` is an order of its own."""
+    group: list[Record] = []
+    for record in records:
+        fields = record[2]
+        if group and (isinstance(fields, BadLine) or fields.get("order_id") != _id_of(group)):
+            yield _cart(group)
+            group = []
+        if isinstance(fields, BadLine) or not fields.get("order_id"):
+            yield record
+        else:
+            group.append(record)
+    if group:
+        yield _cart(group)
+
+
+def _id_of(group: list[Record]) -> str:
+    return group[0][2]["order_id"]  # type: ignore[index]
+
+
+def _cart(group: list[Record]) -> Record:
+    """The rows of one order as one record: its `lines`, and the order's other fields (a
+    single row stays as it is)."""
+    if len(group) == 1:
+        return group[0]
+    number, text = group[0][0], "".join(record[1] for record in group)
+    order: dict[str, Any] = {}
+    lines = []
+    for row_number, _, fields in group:
+        assert not isinstance(fields, BadLine)
+        lines.append({k: v for k, v in fields.items() if k in LINE_FIELDS})
+        for name, value in fields.items():
+            if name in LINE_FIELDS:
+                continue
+            if order.setdefault(name, value) != value:
+                return (
+                    number,
+                    text,
+                    BadLine(
+                        f"order {_id_of(group)}: the row on line {row_number} has {name} "
+                        f"{value!r}, not {order[name]!r}"
+                    ),
+                )
+    return number, text, {**order, "lines": lines}
 
 
 def _kept(lines: Iterator[str], taken: list[str]) -> Iterator[str]:

@@ -6,12 +6,15 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
 
 from flows.outcome import ExitCode
 from flows.prefect_api import PrefectAuthMissing, PrefectUnavailable, check_access
 from storage.arguments import OneLineParser, number, whole_number
 from storage.errors import OrderConflict, OrderNotFound, StorageUnavailable
-from storage.models import MAX_QUANTITY, ORDER_ID
+from storage.models import MAX_QUANTITY, ORDER_ID, OrderCreate
 from tasks.faults import FaultSpecError, validate
 
 ORDER_ID_PATTERN = re.compile(ORDER_ID)
@@ -47,6 +50,27 @@ def valid_order_id(text: str) -> str:
     return text
 
 
+def order_line(text: str) -> dict[str, object]:
+    """An argparse type: `PRODUCT:UNITS`, one line of a cart."""
+    product, colon, units = text.rpartition(":")
+    if not colon or not product.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not PRODUCT:UNITS (e.g. SKU-001:2)")
+    return {"product_id": product.strip(), "quantity": positive_int(units)}
+
+
+class BadOrder(ValueError):
+    """Arguments that describe no valid order (one line, exit 2)."""
+
+
+def valid_order(**fields: Any) -> OrderCreate:
+    """The order these fields describe, or `BadOrder` naming each bad field."""
+    try:
+        return OrderCreate.model_validate(fields)
+    except ValidationError as exc:
+        problems = (f"{'.'.join(map(str, e['loc'])) or 'order'}: {e['msg']}" for e in exc.errors())
+        raise BadOrder("; ".join(problems)) from None
+
+
 def run_command(
     parser: OneLineParser, command: Callable[[argparse.Namespace], int], argv: list[str] | None
 ) -> int:
@@ -61,6 +85,7 @@ def run_command(
         return command(args)
     except (
         FaultSpecError,
+        BadOrder,
         StorageUnavailable,
         OrderNotFound,
         OrderConflict,

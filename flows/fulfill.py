@@ -11,7 +11,15 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import State
 
-from flows.cli import non_empty, positive_int, run_command, valid_order_id
+from flows.cli import (
+    BadOrder,
+    non_empty,
+    order_line,
+    positive_int,
+    run_command,
+    valid_order,
+    valid_order_id,
+)
 from flows.outcome import (
     exit_code,
     handed_over,
@@ -79,8 +87,16 @@ def run_order(order_id: str, lease_owner: str | None = None) -> OrderSummary:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m flows.fulfill", description=__doc__)
-    parser.add_argument("--product", required=True, type=non_empty, help="product id, e.g. SKU-001")
-    parser.add_argument("--quantity", required=True, type=positive_int, help="units (>= 1)")
+    parser.add_argument(
+        "--line",
+        dest="lines",
+        action="append",
+        type=order_line,
+        metavar="PRODUCT:UNITS",
+        help="a line of the cart, e.g. SKU-001:2 (repeat it for each product)",
+    )
+    parser.add_argument("--product", type=non_empty, help="one product id (with --quantity)")
+    parser.add_argument("--quantity", type=positive_int, help="its units (>= 1)")
     parser.add_argument("--customer", required=True, type=non_empty, help="customer id")
     parser.add_argument(
         "--payment-method", required=True, type=non_empty, help="token, e.g. tok_visa"
@@ -90,15 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fulfill(args: argparse.Namespace) -> int:
-    owner = f"cli:{uuid.uuid4().hex}"
-    order = OrderCreate(
-        product_id=args.product,
-        quantity=args.quantity,
+def order_of(args: argparse.Namespace) -> OrderCreate:
+    """The order the arguments describe: `--line`s, or `--product` with `--quantity`."""
+    single = {"product_id": args.product, "quantity": args.quantity}
+    if args.lines and any(single.values()):
+        raise BadOrder("give --line, or --product and --quantity, not both")
+    if not args.lines and None in single.values():
+        raise BadOrder("give --line PRODUCT:UNITS (repeatable), or --product and --quantity")
+    return valid_order(
+        lines=args.lines or [single],
         customer_id=args.customer,
         payment_method=args.payment_method,
         order_id=args.order_id,
     )
+
+
+def fulfill(args: argparse.Namespace) -> int:
+    owner = f"cli:{uuid.uuid4().hex}"
+    order = order_of(args)
     order_id, created = record_order(order, lease_owner=owner)
     try:
         summary = run_order(order_id, lease_owner=owner if created else None)

@@ -20,7 +20,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from flows.prefect_api import prefect_api
 from storage.models import OrderStatus, StepKind
-from storage.views import OrderSummary
+from storage.views import OrderSummary, cart_text
 
 # what a call to the Prefect server can raise when the server is down, slow or refuses
 PREFECT_ERRORS = (httpx.HTTPError, PrefectException, OSError)
@@ -110,7 +110,7 @@ def timeline_markdown(summary: OrderSummary) -> str:
     lines = [
         f"# Order `{summary.order_id}`: **{summary.status}**",
         "",
-        f"{summary.quantity} x {summary.product_id} for customer `{summary.customer_id}`,"
+        f"{cart_text(summary.lines)} for customer `{summary.customer_id}`,"
         f" {summary.amount / 100:.2f}",
         "",
     ]
@@ -174,7 +174,10 @@ def _duration(start: str | None, end: str | None) -> str:
 
 def human_summary(summary: OrderSummary) -> str:
     """A few lines for a person: the verdict, then each step and compensation with its outcome."""
-    lines = [f"order {summary.order_id} ({summary.workflow_id}): {summary.status}"]
+    lines = [
+        f"order {summary.order_id} ({summary.workflow_id}): {summary.status}",
+        f"  {cart_text(summary.lines)}, {summary.amount / 100:.2f}",
+    ]
     if summary.failure_reason:
         lines.append(f"  reason: {summary.failure_reason}")
     rows = {row.name: row for row in summary.saga}

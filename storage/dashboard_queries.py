@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, String, cast, func, or_
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -22,7 +22,13 @@ from storage.models import (
     StepKind,
     WarehouseRecord,
 )
-from storage.views import ChargeRequestView, PaymentView, ReservationView, WarehouseDetail
+from storage.views import (
+    ChargeRequestView,
+    PaymentView,
+    ReservationView,
+    WarehouseDetail,
+    cart_text,
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,9 @@ class OrderFilter:
         conditions = []
         if self.statuses:
             conditions.append(col(Order.status).in_(list(self.statuses)))
-        if self.products:
-            conditions.append(col(Order.product_id).in_(list(self.products)))
+        if self.products:  # an order with a line of any of them (ids are quoted in its JSON)
+            lines = cast(Order.lines, String)
+            conditions.append(or_(*(lines.contains(f'"{p}"') for p in self.products)))
         if self.search.strip():
             conditions.append(col(Order.order_id).contains(self.search.strip()))
         return conditions
@@ -110,8 +117,7 @@ def order_page(
     rows = [
         {
             "order_id": order.order_id,
-            "product_id": order.product_id,
-            "quantity": order.quantity,
+            "lines": cart_text(order.lines),
             "customer_id": order.customer_id,
             "status": order.status,
             "created_at": order.created_at,
@@ -178,8 +184,7 @@ def attention_queue(session: Session, *, limit: int) -> tuple[list[dict[str, Any
     queue = [
         {
             "order_id": order.order_id,
-            "product_id": order.product_id,
-            "quantity": order.quantity,
+            "lines": cart_text(order.lines),
             "failure_reason": order.failure_reason,
             "updated_at": order.updated_at,
         }

@@ -112,9 +112,7 @@ class WarehouseRecord(SQLModel, table=True):
     """One line of an order's shipment (the shipment is the order's records)."""
 
     __tablename__ = "warehouse_records"
-    __table_args__ = (
-        UniqueConstraint("order_id", "product_id", name="uq_warehouse_records_line"),
-    )
+    __table_args__ = (UniqueConstraint("order_id", "product_id", name="uq_warehouse_records_line"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(index=True)

@@ -39,6 +39,8 @@ from storage.models import (
     SagaStep,
     StepKind,
     StepStatus,
+    WarehouseRecord,
+    WarehouseStatus,
     utcnow,
 )
 
@@ -116,6 +118,16 @@ def attempt_counts(session: Session) -> tuple[Counter[Labels], Counter[Labels]]:
     return attempts, failures
 
 
+def units_shipped(session: Session) -> Counter[Labels]:
+    """Units of every applied warehouse record (a line of a shipment), by product."""
+    rows = session.exec(
+        select(WarehouseRecord.product_id, func.sum(WarehouseRecord.quantity))
+        .where(WarehouseRecord.status == WarehouseStatus.APPLIED)
+        .group_by(WarehouseRecord.product_id)
+    ).all()
+    return Counter({(product_id,): units for product_id, units in rows})
+
+
 def oldest_pending_age(session: Session) -> float:
     """Seconds the oldest `pending` order has waited (0 when none waits): the intake's lag."""
     oldest = session.exec(
@@ -163,6 +175,19 @@ def families(session: Session) -> Iterator[Metric]:
         "flowforge_oldest_pending_order_age_seconds",
         "Seconds the oldest pending order has waited to be run (0 when none waits).",
         value=oldest_pending_age(session),
+    )
+    yield CounterMetricFamily(
+        "flowforge_order_lines",
+        "Lines of the orders recorded (a cart of three products is three lines).",
+        value=session.exec(
+            select(func.coalesce(func.sum(func.json_array_length(Order.lines)), 0))
+        ).one(),
+    )
+    yield _counter(
+        "flowforge_units_shipped",
+        "Units in applied warehouse records (shipments not reverted), by product.",
+        ["product_id"],
+        units_shipped(session),
     )
     attempts, failures = attempt_counts(session)
     by_name = ["name", "kind"]

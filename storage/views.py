@@ -5,6 +5,7 @@ writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,6 +24,11 @@ from storage.vocabulary import (
     StepStatus,
     WarehouseStatus,
 )
+
+
+def cart_text(lines: Iterable[OrderLine]) -> str:
+    """An order's lines in one phrase: `2 x SKU-001, 1 x SKU-003`."""
+    return ", ".join(f"{line.quantity} x {line.product_id}" for line in lines)
 
 
 def iso(value: Any) -> Any:

@@ -107,9 +107,7 @@ def insert_order(connection: Connection, order_id: str) -> None:
             " payment_method, amount, status, cancel_requested, created_at, updated_at"
             + (", lines" if lines else "")
             + ") VALUES (:id, :workflow, 'SKU-001', 1, 'c', 'tok_visa', 2500, 'completed',"
-            " :cancel, :now, :now"
-            + (", :lines" if lines else "")
-            + ")"
+            " :cancel, :now, :now" + (", :lines" if lines else "") + ")"
         ),
         {
             "id": order_id,
