@@ -22,12 +22,14 @@ def place(
     customer_id: str = "cust-42",
     payment_method: str = "tok_visa",
     order_id: str | None = None,
+    lines: list[tuple[str, int]] | None = None,
 ) -> OrderSummary:
-    """Record an order and run its saga in this process; return its summary."""
+    """Record an order (one line, or `lines` of (product, units)) and run its saga in this
+    process; return its summary."""
+    cart = lines or [(product_id, quantity)]
     order_id, _ = record_order(
         OrderCreate(
-            product_id=product_id,
-            quantity=quantity,
+            lines=[{"product_id": p, "quantity": q} for p, q in cart],
             customer_id=customer_id,
             payment_method=payment_method,
             order_id=order_id,
@@ -59,19 +61,19 @@ def spawn_order(
     *,
     product_id: str = "SKU-003",
     quantity: int = 2,
+    lines: list[str] | None = None,
     **env: str,
 ) -> subprocess.Popen:
-    """Start `python -m flows.fulfill --json` for one order in its own process."""
+    """Start `python -m flows.fulfill --json` for one order (one line, or `lines` given as
+    `PRODUCT:UNITS`) in its own process."""
     reuse = ["--order-id", order_id] if order_id else []
+    cart = [a for line in lines for a in ("--line", line)] if lines else None
     return subprocess.Popen(
         [
             PYTHON,
             "-m",
             "flows.fulfill",
-            "--product",
-            product_id,
-            "--quantity",
-            str(quantity),
+            *(cart or ["--product", product_id, "--quantity", str(quantity)]),
             "--customer",
             f"cust-{order_id or 'racer'}",
             "--payment-method",

@@ -31,10 +31,13 @@ COMPENSATION_POINTS = steps.compensation_points()
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
 
-def crash_all(api_url: str, cases: dict[str, dict[str, str]]) -> None:
-    """Run every case in its own process at once; each must die by SIGKILL."""
+def crash_all(
+    api_url: str, cases: dict[str, dict[str, str]], lines: list[str] | None = None
+) -> None:
+    """Run every case (an order of `lines`, if given) in its own process at once; each must
+    die by SIGKILL."""
     procs = {
-        oid: spawn_order(api_url, oid, FLOWFORGE_LEASE_SECONDS=LEASE, **env)
+        oid: spawn_order(api_url, oid, lines=lines, FLOWFORGE_LEASE_SECONDS=LEASE, **env)
         for oid, env in cases.items()
     }
     for oid, proc in procs.items():
