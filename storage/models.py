@@ -143,11 +143,17 @@ class OrderLine(BaseModel):
     quantity: Quantity
 
 
+def _lines_or_one_product(schema: dict[str, Any]) -> None:
+    """The JSON schema: `lines` is required unless `product_id` and `quantity` are given."""
+    schema["required"] = [field for field in schema["required"] if field != "lines"]
+    schema["oneOf"] = [{"required": ["lines"]}, {"required": list(SINGLE_PRODUCT)}]
+
+
 class OrderCreate(BaseModel):
     """A new order: its `lines`, or the single-product shape `product_id` + `quantity` (read
     as one line). `order_id` and `workflow_id` are optional (generated when absent)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_lines_or_one_product)
 
     lines: list[OrderLine] = Check(
         min_length=1,

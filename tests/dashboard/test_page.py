@@ -216,3 +216,53 @@ def test_picked_order_stays_picked_when_new_orders_push_it_off_the_page(db):
     picked = rerun(page).selectbox(key="picked_order")
     assert picked.value == "bulk-000000"
     assert page.button(key="cancel-bulk-000000").label == "Yes, cancel bulk-000000"
+
+
+def ran_in_the_page(order_id: str) -> None:
+    """Wait for the page's background thread that runs the order's saga."""
+    for runner in threading.enumerate():
+        if runner.name == f"order-{order_id}":
+            runner.join(timeout=60)
+
+
+@pytest.mark.usefixtures("prefect_server", "db")
+def test_place_a_cart_and_see_its_lines(monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_ALLOW_FAULTS", "1")  # with a fault, the page runs the saga
+    page = render()
+    page.selectbox(key="new_product").select("SKU-002")
+    page.number_input(key="new_quantity").set_value(2)
+    page.text_input(key="new_more_lines").input("SKU-003:1, SKU-001:3")
+    page.selectbox(key="new_fault").select("payment:1")  # the retry succeeds
+    page.button[0].click()
+    rerun(page)
+    order_id = page.success[0].value.split()[1]
+    ran_in_the_page(order_id)
+    summary = order_summary(order_id)
+    assert summary.status == "completed"
+    assert [(line.product_id, line.quantity) for line in summary.lines] == [
+        ("SKU-002", 2),
+        ("SKU-003", 1),
+        ("SKU-001", 3),
+    ]
+    rows = table(rerun(page), "customer_id")
+    assert list(rows["lines"]) == ["2 x SKU-002, 1 x SKU-003, 3 x SKU-001"]
+    page.multiselect(key="filter_product").select("SKU-001")  # a line, not the first one
+    assert list(table(rerun(page), "customer_id")["order_id"]) == [order_id]
+    assert_audit_clean()
+
+
+@pytest.mark.parametrize(
+    ("more", "reason"),
+    [
+        ("SKU-003", "more lines: 'SKU-003' is not PRODUCT:UNITS"),
+        ("SKU-001:1", "line 2: product_id 'SKU-001' is already line 1"),
+    ],
+)
+def test_a_bad_cart_in_the_form_places_nothing(db, more, reason):
+    page = render()
+    page.selectbox(key="new_product").select("SKU-001")
+    page.text_input(key="new_more_lines").input(more)
+    page.button[0].click()
+    rerun(page)
+    assert reason in page.error[0].value
+    assert engine_state()["orders"] == []

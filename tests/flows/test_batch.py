@@ -208,3 +208,40 @@ def test_a_path_that_is_not_a_file_is_one_line_and_exit_2(tmp_path, make, error)
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"{path}: {error}" in result.stderr
+
+
+@pytest.mark.usefixtures("db")
+def test_carts_from_csv_rows_and_jsonl_lines_each_charge_once(prefect_server, tmp_path):
+    csv_file = write(
+        tmp_path / "carts.csv",
+        [
+            "order_id,product_id,quantity,customer_id,payment_method",
+            "csv-cart,SKU-001,2,cust-1,tok_visa",
+            "csv-cart,SKU-002,1,,",
+            "csv-cart,SKU-003,3,,",
+            "csv-one,SKU-003,1,cust-2,tok_visa",
+        ],
+    )
+    cart = [{"product_id": "SKU-002", "quantity": 2}, {"product_id": "SKU-001", "quantity": 1}]
+    jsonl_file = write(
+        tmp_path / "carts.jsonl",
+        [order_line("jsonl-cart", product_id=None, quantity=None, lines=cart)],
+    )
+    for path in (csv_file, jsonl_file, csv_file):  # the CSV twice: nobody charged twice
+        code, summary, err = run_batch(prefect_server, path)
+        assert code == 0, err[-2000:]
+    assert summary["already_settled"] == 2
+    assert_only_orders({"csv-cart", "csv-one", "jsonl-cart"})
+    state = engine_state()
+    charges = {p["order_id"]: p["amount"] for p in state["payments"]}
+    assert charges == {"csv-cart": 6000, "csv-one": 1000, "jsonl-cart": 3000}
+    shipped = sorted((w["order_id"], w["product_id"], w["quantity"]) for w in state["warehouse"])
+    assert shipped == [
+        ("csv-cart", "SKU-001", 2),
+        ("csv-cart", "SKU-002", 1),
+        ("csv-cart", "SKU-003", 3),
+        ("csv-one", "SKU-003", 1),
+        ("jsonl-cart", "SKU-001", 1),
+        ("jsonl-cart", "SKU-002", 2),
+    ]
+    assert_audit_clean()

@@ -142,3 +142,64 @@ def test_the_file_must_be_a_readable_regular_file(tmp_path):
     for path, error in expected.items():
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{path}: {error}"):
             existing_file(str(path))
+
+
+def test_consecutive_csv_rows_of_one_order_id_are_one_cart(tmp_path):
+    path = write(
+        tmp_path / "carts.csv",
+        [
+            HEADER,
+            "cart-1,SKU-001,2,cust-1,tok_visa",
+            "cart-1,SKU-003,1,,",  # the order's fields may be left to its first row
+            "cart-1,SKU-002,4,cust-1,tok_visa",  # or repeated, equal
+            ",SKU-003,1,cust-2,tok_visa",  # no id: an order of its own
+            "single,SKU-002,1,cust-3,tok_visa",
+        ],
+    )
+    records = lines_of(path)
+    assert sorted(records) == [2, 5, 6]
+    cart = parse_line(records[2][1])
+    assert [(line.product_id, line.quantity) for line in cart.lines] == [
+        ("SKU-001", 2),
+        ("SKU-003", 1),
+        ("SKU-002", 4),
+    ]
+    assert (cart.order_id, cart.customer_id, cart.payment_method) == (
+        "cart-1",
+        "cust-1",
+        "tok_visa",
+    )
+    assert records[2][0].count("\n") == 3  # its text is its rows: the derived id depends on them
+    assert [len(parse_line(records[n][1]).lines) for n in (5, 6)] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        (
+            ["c-1,SKU-001,2,cust-1,tok_visa", "c-1,SKU-003,1,cust-9,tok_visa"],
+            "order c-1: the row on line 3 has customer_id 'cust-9', not 'cust-1'",
+        ),
+        (
+            ["c-1,SKU-001,2,cust-1,tok_visa", "c-1,SKU-001,1,cust-1,tok_visa"],
+            "lines: Value error, line 2: product_id 'SKU-001' is already line 1",
+        ),
+        (
+            ["c-1,SKU-001,2,cust-1,tok_visa", "c-1,SKU-003,0,cust-1,tok_visa"],
+            "lines.1.quantity: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_a_bad_csv_cart_is_one_bad_order_naming_the_row(tmp_path, rows, reason):
+    path = write(tmp_path / "bad.csv", [HEADER, *rows])
+    [(_, fields)] = lines_of(path).values()
+    assert problem(fields).startswith(reason), problem(fields)
+
+
+def test_a_jsonl_cart_is_its_lines(tmp_path):
+    cart = [{"product_id": "SKU-001", "quantity": 1}, {"product_id": "SKU-002", "quantity": 2}]
+    path = write(
+        tmp_path / "carts.jsonl", [order_line("j-1", product_id=None, quantity=None, lines=cart)]
+    )
+    [(_, fields)] = lines_of(path).values()
+    assert [line.model_dump() for line in parse_line(fields).lines] == cart

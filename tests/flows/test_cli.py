@@ -35,6 +35,14 @@ JSON_FIELDS = {
 }
 
 
+WHO = ["--customer", "c1", "--payment-method", "tok_visa"]
+
+
+def cart(*lines: str) -> list[str]:
+    """Arguments of an order of these `PRODUCT:UNITS` lines."""
+    return [*(arg for line in lines for arg in ("--line", line)), *WHO]
+
+
 def without(flag: str) -> list[str]:
     i = GOOD.index(flag)
     return GOOD[:i] + GOOD[i + 2 :]
@@ -60,6 +68,14 @@ def with_value(flag: str, value: str) -> list[str]:
         ([*GOOD, "--order-id", "bad id!"], {}, "not a valid order id"),
         (GOOD, {"FAIL_AT": "moon"}, "unknown point 'moon'"),
         (GOOD, {"CRASH_AT": "payment:sideways"}, "needs ':before' or ':after'"),
+        (cart("SKU-001:2", "SKU-001:1"), {}, "line 2: product_id 'SKU-001' is already line 1"),
+        (cart("SKU-001:0"), {}, "must be at least 1"),
+        (cart("SKU-001:true"), {}, "must be a whole number"),
+        (cart("SKU-001"), {}, "'SKU-001' is not PRODUCT:UNITS"),
+        (cart(":2"), {}, "is not PRODUCT:UNITS"),
+        (cart(*(f"P-{n}:1" for n in range(101))), {}, "lines: List should have at most 100"),
+        ([*GOOD, "--line", "SKU-003:1"], {}, "give --line, or --product and --quantity, not both"),
+        (WHO, {}, "give --line PRODUCT:UNITS (repeatable), or --product and --quantity"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(db, capsys, monkeypatch, argv, env, message):
@@ -142,6 +158,23 @@ def test_json_contract_and_exit_codes(db, prefect_server):
     again = run_cli(prefect_server, *GOOD, "--json", "--order-id", "cli-1")
     assert again.returncode == 0
     assert json.loads(again.stdout) == result
+    assert_audit_clean()
+
+
+@pytest.mark.e2e
+def test_a_cart_from_the_command_line(db, prefect_server):
+    done = run_cli(prefect_server, *cart("SKU-003:2", "SKU-001:1"), "--order-id", "cli-cart")
+    assert done.returncode == 0, done.stderr
+    assert "2 x SKU-003, 1 x SKU-001, 30.00" in done.stdout
+    again = run_cli(
+        prefect_server, *cart("SKU-003:2", "SKU-001:1"), "--json", "--order-id", "cli-cart"
+    )
+    result = json.loads(again.stdout)
+    assert result["lines"] == [
+        {"product_id": "SKU-003", "quantity": 2},
+        {"product_id": "SKU-001", "quantity": 1},
+    ]
+    assert (result["status"], result["amount"]) == ("completed", 3000)
     assert_audit_clean()
 
 
