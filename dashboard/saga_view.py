@@ -16,7 +16,11 @@ from storage.dashboard_queries import order_records
 from storage.models import ChargeRequestStatus, StepKind
 from storage.views import OrderSummary, cart_text
 
-RECORDS = (("reservation", "Reservation"), ("payment", "Payment"), ("warehouse", "Warehouse"))
+RECORDS = (
+    ("reservation", "Reservations (a line each)"),
+    ("payment", "Payment"),
+    ("warehouse", "Shipment (a line each)"),
+)
 REQUEST_NOTES = {
     ChargeRequestStatus.SENDING: "Sent, no answer yet: it may have charged.",
     ChargeRequestStatus.IN_DOUBT: "In doubt: it may have charged. The next attempt or the refund"

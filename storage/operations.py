@@ -37,10 +37,10 @@ def numbered(lines: Sequence[OrderLine]) -> list[tuple[int | None, OrderLine]]:
 
 
 def products_of(session: Session, *, lines: Sequence[OrderLine]) -> dict[str, Product]:
-    """The lines' products that exist, by id, in one query."""
-    ids = sorted({line.product_id for line in lines})
-    rows = session.exec(select(Product).where(col(Product.product_id).in_(ids))).all()
-    return {product.product_id: product for product in rows}
+    """The lines' products that exist, by id (by primary key: a product already read in this
+    session costs no query)."""
+    found = {line.product_id: session.get(Product, line.product_id) for line in lines}
+    return {product_id: product for product_id, product in found.items() if product}
 
 
 def check_stock(session: Session, *, lines: Sequence[OrderLine]) -> int:
@@ -110,9 +110,12 @@ def reserve_stock(
     existing = session.exec(select(Reservation).where(Reservation.order_id == order_id)).all()
     if existing:
         return list(existing)
-    with session.begin_nested():  # a line that cannot be served undoes the lines held
-        for line in sorted(lines, key=lambda line: line.product_id):
-            _hold(session, line, lines)
+    if len(lines) == 1:  # one guarded UPDATE: it holds the line or changes nothing
+        _hold(session, lines[0], lines)
+    else:
+        with session.begin_nested():  # a line that cannot be served undoes the lines held
+            for line in sorted(lines, key=lambda line: line.product_id):
+                _hold(session, line, lines)
     reservations = [
         Reservation(order_id=order_id, product_id=line.product_id, quantity=line.quantity)
         for line in lines
