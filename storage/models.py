@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from pydantic import Field as Check
-from sqlalchemy import JSON, Column, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, Dialect, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.vocabulary import (
@@ -204,10 +205,15 @@ class Lines(TypeDecorator):
     impl = JSON
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(
+        self, value: Sequence[OrderLine] | None, dialect: Dialect
+    ) -> list[dict[str, Any]] | None:
         return None if value is None else [line.model_dump() for line in value]
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(
+        self, value: list[dict[str, Any]] | None, dialect: Dialect
+    ) -> tuple[OrderLine, ...] | None:
+        """Lines read back were validated when recorded: built without validating again."""
         return None if value is None else tuple(OrderLine.model_construct(**v) for v in value)
 
 
