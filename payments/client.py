@@ -87,7 +87,7 @@ class Intent:
     @classmethod
     def of(cls, intent: stripe.PaymentIntent) -> Intent:
         charge = intent.latest_charge
-        metadata = intent.metadata or {}
+        metadata = intent.metadata.to_dict() if intent.metadata else {}
         return cls(
             id=intent.id,
             order_id=metadata.get("order_id"),
@@ -167,12 +167,15 @@ class StripeGateway:
         idempotency_key: str,
     ) -> Intent:
         """A PaymentIntent for the order, not confirmed: no money moves. A test token
-        (`tok_visa`) becomes a PaymentMethod first, as Stripe documents."""
+        (`tok_visa`) becomes a PaymentMethod first, as Stripe documents, under a key derived
+        from `idempotency_key` (so that asking again names the same PaymentMethod, and the
+        intent's parameters are the same)."""
         method_id = payment_method
         if payment_method.startswith("tok_"):
             with _translated("payment_methods.create"):
                 method_id = self._stripe.payment_methods.create(
-                    params={"type": "card", "card": {"token": payment_method}}
+                    params={"type": "card", "card": {"token": payment_method}},
+                    options={"idempotency_key": f"{idempotency_key}:payment_method"},
                 ).id
         with _translated("payment_intents.create"):
             intent = self._stripe.payment_intents.create(

@@ -95,7 +95,8 @@ def reconcile(session: Session, listing: Listing | None) -> list[str]:
 def _charge_problem(
     charge: Intent, payment: Payment | None, status: str | None, request: str | None
 ) -> str | None:
-    described = f"PaymentIntent {charge.id} ({_state(charge)}, {charge.amount}) for order"
+    state = "refunded" if charge.refunded else charge.status
+    described = f"PaymentIntent {charge.id} ({state}, {charge.amount}) for order"
     if status is None:
         return f"{described} {charge.order_id} that FlowForge does not have"
     if payment is None:

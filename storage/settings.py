@@ -137,9 +137,9 @@ class Settings(BaseSettings):
         order would silently be charged in FlowForge's own database)."""
         if retired := sorted(RETIRED_VARIABLES & set(os.environ)):
             raise ValueError(
-                f"{', '.join(retired)} no longer exist: set FLOWFORGE_PAYMENT_PROVIDER=stripe,"
-                " STRIPE_API_KEY and, for the local double, FLOWFORGE_STRIPE_API_BASE"
-                " (docs/payments.md)"
+                f"{', '.join(retired)}: retired with the provider's own contract; set"
+                " FLOWFORGE_PAYMENT_PROVIDER=stripe, STRIPE_API_KEY and, for the local double,"
+                " FLOWFORGE_STRIPE_API_BASE (docs/payments.md)"
             )
         return data
 

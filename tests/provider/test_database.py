@@ -15,6 +15,7 @@ import stripe
 
 from tests.provider.helpers import AUTH, running_provider, sdk
 from tests.provider.test_api import confirm, intent
+from tests.provider.test_cli import provider_exits
 from tests.support import ROOT, child_env
 
 
@@ -90,16 +91,7 @@ def test_the_books_of_the_provider_before_stripe_are_refused(tmp_path: Path) -> 
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE charges (id TEXT, idempotency_key TEXT)")
     before = db.read_bytes()
-    done = subprocess.run(
-        [sys.executable, "-m", "provider", "--port", "0", "--db", str(db)],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert provider_exits({}, "--db", str(db)) == [
         f"python -m provider: error: database {db} holds the books of the provider before it"
         " spoke Stripe's API (schema version 0): keep it for the record, and start with --create"
         " on another file"
