@@ -135,15 +135,9 @@ def charge(
             amount=amount,
             charge_id=intent_id,
         )
-        first_attempt = request.attempts == 1
+        asked_before = request.attempts > 1
     try:
-        intent = None if first_attempt else outlasting_outage(lambda: client.retrieve(intent_id))
-        if intent is None or intent.status == "requires_confirmation":
-            intent = outlasting_outage(
-                lambda: client.confirm(intent_id, idempotency_key=idempotency_key)
-            )
-        elif intent.status == "requires_payment_method":  # an earlier confirmation was declined
-            raise Declined(f"payment_intents.retrieve {intent_id}: the card was declined")
+        intent = _confirmed(client, intent_id, idempotency_key, asked_before=asked_before)
     except ProviderError as exc:
         _end(fence, idempotency_key, _outcome(exc), message=str(exc))
         if isinstance(exc, Declined):
@@ -166,6 +160,17 @@ def charge(
         )
         _record(session, intent, idempotency_key)
         saga_log.update_order(session, order_id=order_id, amount=intent.amount)
+    return intent
+
+
+def _confirmed(client: StripeGateway, intent_id: str, key: str, *, asked_before: bool) -> Intent:
+    """The intent, confirmed under `key`. When an earlier attempt may have confirmed it, it is
+    retrieved first (strongly consistent) and confirmed only if it has not been."""
+    intent = outlasting_outage(lambda: client.retrieve(intent_id)) if asked_before else None
+    if intent is None or intent.status == "requires_confirmation":
+        return outlasting_outage(lambda: client.confirm(intent_id, idempotency_key=key))
+    if intent.status == "requires_payment_method":  # an earlier confirmation was declined
+        raise Declined(f"payment_intents.retrieve {intent_id}: the card was declined")
     return intent
 
 
