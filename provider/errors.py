@@ -47,9 +47,10 @@ def invalid(message: str, *, param: str | None = None, code: str | None = None) 
 
 
 def missing(kind: str, ident: str, param: str | None = None) -> ApiError:
-    """404 resource_missing, in Stripe's words."""
+    """resource_missing, in Stripe's words: 404 for the object a URL names, 400 for one a
+    parameter (`param`) names."""
     return ApiError(
-        404,
+        404 if param is None else 400,
         "invalid_request_error",
         f"No such {kind}: '{ident}'",
         code="resource_missing",

@@ -81,10 +81,10 @@ def payment_method_object(pm_id: str, card: Card, created: int) -> Object:
 # -- PaymentIntents
 
 
-def _intent_row(conn: sqlite3.Connection, intent_id: str) -> sqlite3.Row:
+def _intent_row(conn: sqlite3.Connection, intent_id: str, param: str | None = None) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM payment_intents WHERE id = ?", (intent_id,)).fetchone()
     if row is None:
-        raise missing("payment_intent", intent_id, param="intent")
+        raise missing("payment_intent", intent_id, param=param)
     return row
 
 
@@ -255,7 +255,7 @@ def create_refund(conn: sqlite3.Connection, params: RefundCreate) -> Object:
     if (params.payment_intent is None) == (params.charge is None):
         raise invalid("You must pass exactly one of payment_intent or charge.")
     if params.payment_intent is not None:
-        intent = _intent_row(conn, params.payment_intent)
+        intent = _intent_row(conn, params.payment_intent, param="payment_intent")
         if intent["latest_charge"] is None:
             raise invalid(
                 f"This PaymentIntent ({params.payment_intent}) does not have a successful charge"

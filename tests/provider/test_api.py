@@ -176,15 +176,17 @@ def test_cancel_is_the_fence_of_an_intent_that_has_not_charged(
     assert "does not have a successful charge" in caught.value.user_message
 
 
-def test_unknown_objects_are_404_resource_missing(client: stripe.StripeClient) -> None:
-    for call in (
-        lambda: client.v1.payment_intents.retrieve("pi_missing"),
-        lambda: client.v1.payment_intents.confirm("pi_missing"),
-        lambda: client.v1.refunds.create(params={"payment_intent": "pi_missing"}),
+def test_unknown_objects_are_resource_missing(client: stripe.StripeClient) -> None:
+    """404 for the object a URL names, 400 for one a parameter names."""
+    for call, status in (
+        (lambda: client.v1.payment_intents.retrieve("pi_missing"), 404),
+        (lambda: client.v1.payment_intents.confirm("pi_missing"), 404),
+        (lambda: client.v1.refunds.create(params={"payment_intent": "pi_missing"}), 400),
+        (lambda: intent(client, "k-missing", method="pm_missing"), 400),
     ):
         with pytest.raises(stripe.InvalidRequestError) as caught:
             call()
-        assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
+        assert (caught.value.http_status, caught.value.code) == (status, "resource_missing")
 
 
 def test_bad_requests_are_400_naming_the_parameter(
