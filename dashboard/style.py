@@ -30,12 +30,13 @@ BADGE_COLORS = {
     OrderStatus.PENDING: "gray",
     OrderStatus.RUNNING: "blue",
     OrderStatus.COMPENSATING: "violet",
-    # charge requests to the HTTP payment provider
+    # charge requests to Stripe
     ChargeRequestStatus.SENDING: "blue",
     ChargeRequestStatus.UNREACHABLE: "orange",
     ChargeRequestStatus.IN_DOUBT: "red",
     ChargeRequestStatus.CHARGED: "green",
     ChargeRequestStatus.DECLINED: "gray",
+    ChargeRequestStatus.CANCELED: "gray",
 }
 
 

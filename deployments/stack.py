@@ -1,5 +1,6 @@
-"""`python -m deployments.stack`: the whole service on one machine — the payment provider
-(unless FLOWFORGE_PAYMENT_URL points at one, or --embedded-payments), a Prefect server (unless
+"""`python -m deployments.stack`: the whole service on one machine — the local double of Stripe
+(unless FLOWFORGE_PAYMENT_PROVIDER=stripe already names a Stripe, or --embedded-payments), a
+Prefect server (unless
 PREFECT_API_URL points at one), the runner serving the deployments, the intake that runs the
 orders, the HTTP API and the dashboard. Ctrl-C or SIGTERM stops every process it started."""
 
@@ -25,6 +26,7 @@ from deployments.processes import (
     supervise,
 )
 from flows.prefect_api import NO_TELEMETRY, answers, auth_string, free_port
+from provider.__main__ import DEFAULT_API_KEY
 from storage.arguments import OneLineParser, whole_number
 from storage.db import migrate_database
 from storage.errors import StorageUnavailable
@@ -55,21 +57,23 @@ def child_env(api_url: str) -> dict[str, str]:
 
 
 def starts_provider(args: argparse.Namespace) -> bool:
-    """Whether the stack starts a payment provider of its own."""
-    return not (args.embedded_payments or get_settings().payment_url)
+    """Whether the stack starts the local double of Stripe."""
+    return not (args.embedded_payments or get_settings().payment_provider == "stripe")
 
 
 def provider_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The payment provider's command line and environment; its API key is in the environment
-    only (every local user can read a command line)."""
+    """The local double's command line and environment: its API key (`STRIPE_API_KEY`, else
+    the double's default) is in the environment only (every local user can read a command
+    line)."""
     argv = [sys.executable, "-m", "provider", "--port", str(args.payment_port)]
     argv += ["--db", str(args.payment_db)]
-    return argv, child_env("") | {"PROVIDER_API_KEY": get_settings().payment_api_key}
+    key = get_settings().stripe_api_key.get_secret_value() or DEFAULT_API_KEY
+    return argv, child_env("") | {"PROVIDER_API_KEY": key}
 
 
 def launch_provider(args: argparse.Namespace, children: list[Child]) -> dict[str, str]:
-    """Start the payment provider (see docs/payments.md), creating its database if there is
-    none; the variables that point the other parts at it."""
+    """Start the local double of Stripe (see docs/payments.md), creating its database if there
+    is none; the variables that point the other parts at it."""
     url = f"http://127.0.0.1:{args.payment_port}"
     argv, env = provider_command(args)
     child = bring_up(
@@ -81,7 +85,11 @@ def launch_provider(args: argparse.Namespace, children: list[Child]) -> dict[str
         lambda _child: answers(f"{url}/health"),
     )
     child.argv = argv  # a restart must not replace a database removed meanwhile by an empty one
-    return {"FLOWFORGE_PAYMENT_URL": url, "FLOWFORGE_PAYMENT_API_KEY": env["PROVIDER_API_KEY"]}
+    return {
+        "FLOWFORGE_PAYMENT_PROVIDER": "stripe",
+        "FLOWFORGE_STRIPE_API_BASE": url,
+        "STRIPE_API_KEY": env["PROVIDER_API_KEY"],
+    }
 
 
 def launch(args: argparse.Namespace, children: list[Child]) -> None:
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--embedded-payments",
         action="store_true",
-        help="charge in FlowForge's database instead of starting the payment provider",
+        help="charge in FlowForge's database instead of starting the local double of Stripe",
     )
     parser.add_argument(
         "--prefect-database-url",

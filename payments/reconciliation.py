@@ -1,7 +1,9 @@
-"""Reconciliation with the payment provider (when `FLOWFORGE_PAYMENT_URL` is set): the
-provider's charges and FlowForge's books must tell the same story.
+"""Reconciliation with Stripe (when `FLOWFORGE_PAYMENT_PROVIDER=stripe`): the PaymentIntents
+that moved money for an order (`metadata[order_id]`) and FlowForge's books must tell the same
+story.
 
-The provider is listed first, then the books are read. An order whose row changed after the
+Stripe is listed first (every PaymentIntent, paged with `starting_after`: a list is strongly
+consistent, a search is not), then the books are read. An order whose row changed after the
 listing began, or that is still in progress, is left out: its books and the listing may each
 be one step ahead of the other."""
 
@@ -13,8 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from payments.client import provider_client
-from provider.client import Charge, ProviderError
+from payments.client import Intent, ProviderError, stripe_gateway
 from storage import payment_books
 from storage.models import (
     SETTLED_STATUSES,
@@ -28,36 +29,38 @@ from storage.settings import get_settings
 
 @dataclass(frozen=True)
 class Listing:
-    """The provider's charges for orders, listed from `taken_at` on (or why they could not be)."""
+    """Stripe's charges for orders (PaymentIntents that succeeded), listed from `taken_at` on
+    (or why they could not be)."""
 
     taken_at: datetime
-    charges: list[Charge] = field(default_factory=list)
+    charges: list[Intent] = field(default_factory=list)
     problem: str | None = None
 
 
 def list_provider_charges() -> Listing | None:
-    """Every charge the configured provider holds for an order; None without a provider."""
-    client = provider_client()
+    """Every PaymentIntent at Stripe that charged an order; None when charges stay in
+    FlowForge's database."""
+    client = stripe_gateway()
     if client is None:
         return None
     taken_at = utcnow()
     try:
-        charges = [charge for charge in client.charges() if charge.order_id]
+        charges = [intent for intent in client.intents() if intent.order_id and intent.succeeded]
     except ProviderError as exc:
-        problem = f"cannot reconcile with the payment provider at {get_settings().payment_url}"
+        problem = f"cannot reconcile with Stripe at {get_settings().stripe_api_base}"
         return Listing(taken_at, problem=f"{problem}: {exc}")
     return Listing(taken_at, charges)
 
 
 def reconcile(session: Session, listing: Listing | None) -> list[str]:
-    """One line per disagreement: every provider charge for an order is in FlowForge's books
+    """One line per disagreement: every Stripe charge for an order is in FlowForge's books
     with the same state; no order is charged twice there; a failed or cancelled order has
-    nothing unrefunded there; and every charge FlowForge booked at the provider exists there."""
+    nothing unrefunded there; and every charge FlowForge booked at Stripe exists there."""
     if listing is None:
         return []
     if listing.problem:
         return [listing.problem]
-    ours = payment_books.http_payments(session)
+    ours = payment_books.stripe_payments(session)
     order_ids = {c.order_id or "" for c in listing.charges} | {p.order_id for p in ours.values()}
     statuses = payment_books.settled_statuses(session, order_ids, since=listing.taken_at)
     requests = payment_books.request_statuses(session, order_ids)
@@ -75,14 +78,14 @@ def reconcile(session: Session, listing: Listing | None) -> list[str]:
         if problem:
             problems.append(problem)
     problems += [
-        f"order {order_id} is charged {len(ids)} times at the provider: {', '.join(ids)}"
+        f"order {order_id} is charged {len(ids)} times at Stripe: {', '.join(ids)}"
         for order_id, ids in charged.items()
         if len(ids) > 1
     ]
     listed = {charge.id for charge in listing.charges}
     problems += [
         f"charge {payment.charge_id} of order {payment.order_id} is in FlowForge's books but "
-        "not at the provider"
+        "not at Stripe"
         for payment in ours.values()
         if payment.charge_id not in listed and statuses.get(payment.order_id) is not None
     ]
@@ -90,9 +93,10 @@ def reconcile(session: Session, listing: Listing | None) -> list[str]:
 
 
 def _charge_problem(
-    charge: Charge, payment: Payment | None, status: str | None, request: str | None
+    charge: Intent, payment: Payment | None, status: str | None, request: str | None
 ) -> str | None:
-    described = f"provider charge {charge.id} ({charge.status}, {charge.amount}) for order"
+    state = "refunded" if charge.refunded else charge.status
+    described = f"PaymentIntent {charge.id} ({state}, {charge.amount}) for order"
     if status is None:
         return f"{described} {charge.order_id} that FlowForge does not have"
     if payment is None:
@@ -109,6 +113,6 @@ def _charge_problem(
     return None
 
 
-def _state(charge: Charge) -> ChargeStatus:
-    """The provider's charge in FlowForge's words."""
+def _state(charge: Intent) -> ChargeStatus:
+    """Stripe's charge in FlowForge's words."""
     return ChargeStatus.REFUNDED if charge.refunded else ChargeStatus.CHARGED

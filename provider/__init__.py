@@ -1,2 +1,3 @@
-"""A small Stripe-like payment provider: its HTTP service (a separate process with its own
-SQLite database) and the client FlowForge uses. A leaf package: it imports nothing of FlowForge."""
+"""A local double of Stripe's API, the subset FlowForge calls through the official SDK: a
+separate process with its own SQLite database and test fault switches. A leaf package: it
+imports nothing of FlowForge."""

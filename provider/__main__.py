@@ -1,4 +1,5 @@
-"""`python -m provider`: serve the payment provider with uvicorn until SIGTERM or Ctrl-C."""
+"""`python -m provider`: serve the local double of Stripe's API with uvicorn until SIGTERM or
+Ctrl-C."""
 
 from __future__ import annotations
 

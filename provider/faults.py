@@ -1,7 +1,9 @@
-"""Test fault switches: injected errors, dropped connections, slow answers and latency.
+"""Test fault switches: injected errors and rate limits, dropped connections, slow answers,
+stalled requests and latency.
 
-Rules apply to `POST /v1/charges` and `POST /v1/refunds` (the first matching rule that fires
-wins); `latency_ms` delays every request under `/v1/charges` and `/v1/refunds`.
+Rules apply to the requests that change something — `payment_intents.create`,
+`payment_intents.confirm`, `payment_intents.cancel`, `refunds.create` (the first matching rule
+that fires wins); `latency_ms` delays every `/v1` request but the fault switches themselves.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from provider.errors import error_response
+from provider.errors import ApiError
 
 MAX_LATENCY_MS = 60_000
 MAX_SLOW_SECONDS = 60.0
+Operation = Literal[
+    "payment_intents.create", "payment_intents.confirm", "payment_intents.cancel", "refunds.create"
+]
 
 
 class FaultRule(BaseModel):
@@ -26,8 +31,8 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["error", "drop", "slow"]
-    on: Literal["charges", "refunds"]
+    kind: Literal["error", "rate_limit", "drop", "slow", "stall"]
+    on: Operation
     times: int | None = Field(None, ge=0)
     probability: float = Field(1.0, ge=0, le=1)
     keys: str = "*"
@@ -82,30 +87,42 @@ class Faults:
 
 
 class FaultMiddleware:
-    """Pure ASGI middleware applying the faults (it must see uvicorn's own `receive`)."""
+    """Pure ASGI middleware applying the faults (it must see uvicorn's own `receive`). A
+    `stall` is left to the application, which holds the request's idempotency key meanwhile:
+    the middleware only says for how long (`scope["state"]["stall_seconds"]`)."""
 
     def __init__(self, app: ASGIApp, faults: Faults) -> None:
         self.app = app
         self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = _target(scope)
-        if target is None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith("/v1/") or path.startswith("/v1/test/"):
             await self.app(scope, receive, send)
             return
         config = self.faults.config
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000)
-        rule = None
-        if scope["method"] == "POST":
-            rule = self.faults.pick(target, _header(scope, b"idempotency-key"))
-        if rule is None:
+        operation = _operation(scope["method"], path)
+        rule = operation and self.faults.pick(operation, _header(scope, b"idempotency-key"))
+        if not rule:
             await self.app(scope, receive, send)
         elif rule.kind == "error":
-            await error_response(503, "api_error", "injected")(scope, receive, send)
+            await ApiError(503, "api_error", "injected").response()(scope, receive, send)
+        elif rule.kind == "rate_limit":
+            error = ApiError(
+                429,
+                "invalid_request_error",
+                "Too many requests hit the API too quickly (injected).",
+                code="rate_limit",
+            )
+            await error.response()(scope, receive, send)
         elif rule.kind == "drop":
             await self.app(scope, receive, _discard)
             await _drop_connection(receive)
+        elif rule.kind == "stall":
+            scope.setdefault("state", {})["stall_seconds"] = config.slow_seconds
+            await self.app(scope, receive, send)
         else:
             answer: list[Message] = []
             await self.app(scope, receive, _collect(answer))
@@ -114,13 +131,17 @@ class FaultMiddleware:
                 await send(message)
 
 
-def _target(scope: Scope) -> str | None:
-    if scope["type"] != "http":
+def _operation(method: str, path: str) -> str | None:
+    """The operation a request performs, as the fault rules name it (None: not one of them)."""
+    if method != "POST":
         return None
-    for name in ("charges", "refunds"):
-        base = f"/v1/{name}"
-        if scope["path"] == base or scope["path"].startswith(base + "/"):
-            return name
+    parts = path.strip("/").split("/")[1:]  # without "v1"
+    if parts == ["payment_intents"]:
+        return "payment_intents.create"
+    if len(parts) == 3 and parts[0] == "payment_intents" and parts[2] in ("confirm", "cancel"):
+        return f"payment_intents.{parts[2]}"
+    if parts == ["refunds"]:
+        return "refunds.create"
     return None
 
 

@@ -1,113 +1,79 @@
-"""The provider's own SQLite database: charges and refunds, each created once per idempotency key.
+"""The provider's own SQLite database: Stripe's objects (payment methods, PaymentIntents, their
+charges and refunds) and the answers stored under each idempotency key.
 
 One short-lived connection per operation (safe from uvicorn's thread pool); WAL mode and a busy
-timeout; every write is one `BEGIN IMMEDIATE` transaction, and the UNIQUE idempotency keys make
-"insert or return the existing row" exact under concurrent identical requests.
+timeout; every write is one `BEGIN IMMEDIATE` transaction, so operations on one PaymentIntent are
+serialized as Stripe serializes them.
 
 The file is created only when asked; once open, a file removed or replaced under the provider is
-refused (`DatabaseUnavailable`), never silently recreated empty.
+refused (`DatabaseUnavailable`), never silently recreated empty. A file of the provider before it
+spoke Stripe's API (schema version 0 with tables) is refused too: its books cannot be read as
+PaymentIntents.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 BUSY_TIMEOUT_S = 10.0
+SCHEMA_VERSION = 2
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS payment_methods (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    card TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_intents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payment_method TEXT,
+    description TEXT,
+    metadata TEXT NOT NULL,
+    latest_charge TEXT,
+    last_payment_error TEXT,
+    cancellation_reason TEXT,
+    canceled_at INTEGER,
+    created INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS charges (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    fingerprint TEXT NOT NULL,
-    amount INTEGER NOT NULL CHECK (amount > 0),
+    payment_intent TEXT NOT NULL REFERENCES payment_intents (id),
+    amount INTEGER NOT NULL,
     currency TEXT NOT NULL,
     payment_method TEXT NOT NULL,
-    customer TEXT,
-    order_id TEXT,
-    metadata TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('succeeded', 'refunded')),
     amount_refunded INTEGER NOT NULL DEFAULT 0,
     created INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS charges_order_id ON charges (order_id);
 CREATE TABLE IF NOT EXISTS refunds (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    fingerprint TEXT NOT NULL,
+    payment_intent TEXT NOT NULL,
     charge TEXT NOT NULL UNIQUE REFERENCES charges (id),
     amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
     created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status INTEGER,  -- NULL while the first request with this key is in flight
+    body TEXT
 );
 """
 
 
 class DatabaseUnavailable(Exception):
     """The database file is missing, unusable, or was removed or replaced since it was opened."""
-
-
-class Missing(LookupError):
-    """No such charge (or paging cursor)."""
-
-
-class ChargeAlreadyRefunded(Exception):
-    """The charge was already refunded (under another idempotency key)."""
-
-
-class PartialRefund(ValueError):
-    """A refund amount other than the charge's: only full refunds exist."""
-
-
-def _columns(row: sqlite3.Row) -> dict[str, Any]:
-    """A row's columns by name, without the insertion counter `seq`."""
-    return {key: row[key] for key in row.keys() if key != "seq"}  # noqa: SIM118 (a Row iterates its values)
-
-
-@dataclass(frozen=True)
-class Charge:
-    """A stored charge."""
-
-    id: str
-    idempotency_key: str
-    fingerprint: str
-    amount: int
-    currency: str
-    payment_method: str
-    customer: str | None
-    order_id: str | None
-    metadata: dict[str, str]
-    status: str
-    amount_refunded: int
-    created: int
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Charge:
-        return cls(**{**_columns(row), "metadata": json.loads(row["metadata"])})
-
-
-@dataclass(frozen=True)
-class Refund:
-    """A stored refund."""
-
-    id: str
-    idempotency_key: str
-    fingerprint: str
-    charge: str
-    amount: int
-    created: int
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Refund:
-        return cls(**_columns(row))
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -131,11 +97,23 @@ class Store:
             if not path.exists():
                 self._create(create)
             self._identity = _identity(path)
-            with self._connect() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SCHEMA)
+            with self.read() as conn:
+                self._schema(conn)
         except (sqlite3.Error, OSError) as exc:
             raise DatabaseUnavailable(f"cannot use database {path}: {exc}") from exc
+
+    def _schema(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
+        if version != SCHEMA_VERSION and tables[0]:
+            raise DatabaseUnavailable(
+                f"database {self.path} holds the books of the provider before it spoke Stripe's"
+                f" API (schema version {version}): keep it for the record, and start with --create"
+                " on another file"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _create(self, create: bool) -> None:
         if not create:
@@ -166,7 +144,8 @@ class Store:
             )
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own (reads see the last committed state)."""
         try:
             conn = sqlite3.connect(  # mode=rw: connecting never creates the file
                 f"{self._uri}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
@@ -182,8 +161,9 @@ class Store:
             conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction: committed when the block ends, else rolled back."""
+        with self.read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -191,123 +171,3 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-
-    def charge(self, charge_id: str) -> Charge | None:
-        with self._connect() as conn:
-            row = conn.execute("SELECT * FROM charges WHERE id = ?", (charge_id,)).fetchone()
-        return Charge.from_row(row) if row else None
-
-    def charge_by_key(self, idempotency_key: str) -> Charge | None:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT * FROM charges WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
-        return Charge.from_row(row) if row else None
-
-    def create_charge(
-        self,
-        *,
-        idempotency_key: str,
-        fingerprint: str,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        customer: str | None,
-        metadata: dict[str, str],
-    ) -> Charge:
-        """Insert a charge, or return the one already stored under this key (whatever its body)."""
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO charges (id, idempotency_key, fingerprint, amount, currency,"
-                " payment_method, customer, order_id, metadata, status, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', ?)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
-                (
-                    "ch_" + secrets.token_hex(12),
-                    idempotency_key,
-                    fingerprint,
-                    amount,
-                    currency,
-                    payment_method,
-                    customer,
-                    metadata.get("order_id"),
-                    json.dumps(metadata, sort_keys=True),
-                    int(time.time()),
-                ),
-            )
-            row = conn.execute(
-                "SELECT * FROM charges WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
-        return Charge.from_row(row)
-
-    def refund(
-        self, *, idempotency_key: str, fingerprint: str, charge_id: str, amount: int | None
-    ) -> Refund:
-        """Refund a charge in full, or return the refund already stored under this key."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM refunds WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
-            if row is not None:
-                return Refund.from_row(row)
-            charge = conn.execute("SELECT * FROM charges WHERE id = ?", (charge_id,)).fetchone()
-            if charge is None:
-                raise Missing(charge_id)
-            if charge["status"] == "refunded":
-                raise ChargeAlreadyRefunded(charge_id)
-            if amount is not None and amount != charge["amount"]:
-                raise PartialRefund(charge_id)
-            refund_id = "re_" + secrets.token_hex(12)
-            conn.execute(
-                "INSERT INTO refunds (id, idempotency_key, fingerprint, charge, amount, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    refund_id,
-                    idempotency_key,
-                    fingerprint,
-                    charge_id,
-                    charge["amount"],
-                    int(time.time()),
-                ),
-            )
-            conn.execute(
-                "UPDATE charges SET status = 'refunded', amount_refunded = amount WHERE id = ?",
-                (charge_id,),
-            )
-            row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
-        return Refund.from_row(row)
-
-    def charges(
-        self, filters: dict[str, str], starting_after: str | None, limit: int
-    ) -> tuple[list[Charge], bool]:
-        """A page of charges (oldest first) matching the column filters, and whether more follow."""
-        rows, has_more = self._page("charges", filters, starting_after, limit)
-        return [Charge.from_row(row) for row in rows], has_more
-
-    def refunds(
-        self, filters: dict[str, str], starting_after: str | None, limit: int
-    ) -> tuple[list[Refund], bool]:
-        """A page of refunds (oldest first) matching the column filters, and whether more follow."""
-        rows, has_more = self._page("refunds", filters, starting_after, limit)
-        return [Refund.from_row(row) for row in rows], has_more
-
-    def _page(
-        self, table: str, filters: dict[str, str], starting_after: str | None, limit: int
-    ) -> tuple[list[sqlite3.Row], bool]:
-        # Table and column names come from this package, never from a request.
-        where = [f"{column} = ?" for column in filters]
-        args: list[object] = list(filters.values())
-        with self._connect() as conn:
-            if starting_after is not None:
-                cursor = conn.execute(
-                    f"SELECT seq FROM {table} WHERE id = ?", (starting_after,)
-                ).fetchone()
-                if cursor is None:
-                    raise Missing(starting_after)
-                where.append("seq > ?")
-                args.append(cursor["seq"])
-            sql = f"SELECT * FROM {table}"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            rows = conn.execute(f"{sql} ORDER BY seq LIMIT ?", [*args, limit + 1]).fetchall()
-        return rows[:limit], len(rows) > limit

@@ -1,8 +1,8 @@
-"""The local books of payments made at the HTTP payment provider: each charge request,
-written before it leaves, with what is known of its outcome; and the provider's charges as
-`payments` rows (`provider = http`, `charge_id` the provider's id); and what the reconciliation
-reads of them. Only the SQL lives here: the provider's client, and the comparison with what the
-provider says, are in payments/."""
+"""The local books of payments made at Stripe: each charge request (the order's PaymentIntent,
+its id written before the confirmation leaves) with what is known of its outcome; the
+PaymentIntents that charged as `payments` rows (`provider = stripe`, `charge_id` the intent's
+id); and what the reconciliation reads of them. Only the SQL lives here: the Stripe client, and
+the comparison with what Stripe says, are in payments/."""
 
 from __future__ import annotations
 
@@ -38,13 +38,16 @@ def charge_request(session: Session, *, idempotency_key: str) -> ChargeRequest |
 
 
 def begin_charge_request(
-    session: Session, *, order_id: str, idempotency_key: str, amount: int
+    session: Session, *, order_id: str, idempotency_key: str, amount: int, charge_id: str | None
 ) -> ChargeRequest:
-    """Record that a charge request is about to leave. A request left `sending` by an attempt
-    that never learnt its outcome (its process died) is in doubt from now on."""
+    """Record that a charge request is about to leave (for the provider's object `charge_id`,
+    if there is one yet). A request left `sending` by an attempt that never learnt its outcome
+    (its process died) is in doubt from now on."""
     request = charge_request(session, idempotency_key=idempotency_key)
     if request is None:
-        request = ChargeRequest(order_id=order_id, idempotency_key=idempotency_key, amount=amount)
+        request = ChargeRequest(
+            order_id=order_id, idempotency_key=idempotency_key, amount=amount, charge_id=charge_id
+        )
         if not insert_once(session, request):
             raise RuntimeError(f"charge request {idempotency_key} was written concurrently")
     elif request.status == ChargeRequestStatus.SENDING:
@@ -52,6 +55,7 @@ def begin_charge_request(
         request.reached_at = request.attempted_at
     elif request.status == ChargeRequestStatus.UNREACHABLE:
         request.status = ChargeRequestStatus.SENDING
+    request.charge_id = charge_id or request.charge_id
     request.attempts += 1
     request.attempted_at = utcnow()
     session.add(request)
@@ -83,22 +87,6 @@ def end_charge_request(
     session.add(request)
 
 
-def in_flight_for(request: ChargeRequest, *, within: float) -> float:
-    """How many more seconds a request in doubt may still be on its way to the provider, if its
-    last attempt that may have reached it left less than `within` seconds ago (else 0): until
-    then, not finding its charge proves nothing."""
-    if request.status == ChargeRequestStatus.SENDING:  # its process died waiting
-        since: datetime | None = request.attempted_at
-    elif request.status == ChargeRequestStatus.IN_DOUBT:
-        since = request.reached_at
-    else:
-        return 0.0
-    if since is None:
-        return 0.0
-    elapsed = utcnow() - since.replace(tzinfo=since.tzinfo or UTC)
-    return max(0.0, within - elapsed.total_seconds())
-
-
 def record_charge(
     session: Session,
     *,
@@ -120,7 +108,7 @@ def record_charge(
         amount=amount,
         payment_method=payment_method,
         customer_id=customer_id,
-        provider=PaymentProvider.HTTP,
+        provider=PaymentProvider.STRIPE,
         created_at=created_at or utcnow(),
     )
     if session.get(Payment, charge_id) is None and not insert_once(session, payment):
@@ -139,9 +127,9 @@ def mark_refunded(session: Session, *, charge_id: str) -> bool:
     return result.rowcount == 1
 
 
-def http_payments(session: Session) -> dict[str, Payment]:
-    """Every charge booked at the HTTP provider, by the provider's charge id."""
-    rows = session.exec(select(Payment).where(Payment.provider == PaymentProvider.HTTP)).all()
+def stripe_payments(session: Session) -> dict[str, Payment]:
+    """Every charge booked at Stripe, by its PaymentIntent's id."""
+    rows = session.exec(select(Payment).where(Payment.provider == PaymentProvider.STRIPE)).all()
     return {payment.charge_id: payment for payment in rows}
 
 

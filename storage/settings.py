@@ -8,10 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DB_PATH = ".flowforge/flowforge.sqlite3"
+# the settings of the payment provider before it spoke Stripe's API
+RETIRED_VARIABLES = frozenset({"FLOWFORGE_PAYMENT_URL", "FLOWFORGE_PAYMENT_API_KEY"})
 # a delay between attempts: finite, at most an hour
 Seconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
 
@@ -58,10 +60,18 @@ class Settings(BaseSettings):
     intake_poll_seconds: float = Field(
         default=0.1, ge=0.01, le=5, validation_alias="FLOWFORGE_INTAKE_POLL_SECONDS"
     )
-    # The payment provider over HTTP (see docs/payments.md); empty: the embedded one.
-    payment_url: str = Field(default="", validation_alias="FLOWFORGE_PAYMENT_URL")
-    payment_api_key: str = Field(
-        default="sk_test_flowforge", validation_alias="FLOWFORGE_PAYMENT_API_KEY"
+    # Where charges are made (see docs/payments.md): FlowForge's own database, or Stripe (or
+    # the local double of Stripe's API, `python -m provider`, at `FLOWFORGE_STRIPE_API_BASE`).
+    payment_provider: Literal["embedded", "stripe"] = Field(
+        default="embedded", validation_alias="FLOWFORGE_PAYMENT_PROVIDER"
+    )
+    stripe_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="STRIPE_API_KEY")
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", validation_alias="FLOWFORGE_STRIPE_API_BASE"
+    )
+    stripe_allow_live: bool = Field(default=False, validation_alias="FLOWFORGE_STRIPE_ALLOW_LIVE")
+    payment_currency: str = Field(
+        default="usd", pattern=r"^[a-z]{3}$", validation_alias="FLOWFORGE_PAYMENT_CURRENCY"
     )
     payment_connect_timeout: float = Field(
         default=2.0,
@@ -88,14 +98,50 @@ class Settings(BaseSettings):
         default="WARNING", validation_alias="FLOWFORGE_RUN_LOG_LEVEL"
     )
 
-    @field_validator("payment_url")
+    @field_validator("stripe_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        """Empty (the embedded provider) or an http(s) URL with a host."""
+        """An http(s) URL with a host."""
         scheme, _, rest = value.partition("://")
-        if value and (scheme not in {"http", "https"} or not rest.strip("/")):
+        if scheme not in {"http", "https"} or not rest.strip("/"):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("payment_currency", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _stripe_key(self) -> Settings:
+        """Stripe needs a secret key; a live one only when explicitly allowed. The messages
+        never repeat the key."""
+        key = self.stripe_api_key.get_secret_value()
+        if self.payment_provider == "stripe" and not key:
+            raise ValueError("FLOWFORGE_PAYMENT_PROVIDER=stripe needs STRIPE_API_KEY (sk_test_...)")
+        if key and not key.startswith(("sk_", "rk_")):
+            raise ValueError(
+                "STRIPE_API_KEY is not a Stripe secret key (sk_test_... or rk_test_...)"
+            )
+        if key.startswith(("sk_live_", "rk_live_")) and not self.stripe_allow_live:
+            raise ValueError(
+                "STRIPE_API_KEY is a live key: it moves real money; refused unless"
+                " FLOWFORGE_STRIPE_ALLOW_LIVE=true"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: object) -> object:
+        """The variables of the payment provider before Stripe are refused, never ignored (an
+        order would silently be charged in FlowForge's own database)."""
+        if retired := sorted(RETIRED_VARIABLES & set(os.environ)):
+            raise ValueError(
+                f"{', '.join(retired)}: retired with the provider's own contract; set"
+                " FLOWFORGE_PAYMENT_PROVIDER=stripe, STRIPE_API_KEY and, for the local double,"
+                " FLOWFORGE_STRIPE_API_BASE (docs/payments.md)"
+            )
+        return data
 
     @field_validator("retry_delays", mode="before")
     @classmethod
@@ -124,7 +170,10 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{error['loc'][0]}: {error['msg']}" for error in exc.errors(include_url=False)
+            f"{error['loc'][0]}: {error['msg']}"
+            if error["loc"]
+            else error["msg"].removeprefix("Value error, ")
+            for error in exc.errors(include_url=False)
         )
         print(f"flowforge: invalid configuration: {problems}", file=sys.stderr)
         raise SystemExit(2) from None

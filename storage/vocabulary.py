@@ -74,17 +74,22 @@ class PaymentProvider(StrEnum):
     """`payments.provider`: where the charge lives."""
 
     EMBEDDED = "embedded"  # a row in this database, no network (the default)
-    HTTP = "http"  # the payment provider at FLOWFORGE_PAYMENT_URL; `charge_id` is its id
+    STRIPE = "stripe"  # a PaymentIntent at Stripe (or its local double); `charge_id` is its id
+    # a charge at the provider of before Stripe (a retired contract): rows of older databases,
+    # read as they are and reconciled with nothing
+    HTTP = "http"
 
 
 class ChargeRequestStatus(StrEnum):
-    """`charge_requests.status`: what FlowForge knows of its charge request to the provider."""
+    """`charge_requests.status`: what FlowForge knows of its charge request to the provider
+    (at Stripe: the confirmation of the order's PaymentIntent, whose id is recorded first)."""
 
     SENDING = "sending"  # sent (or about to be); no answer yet: a crash leaves it in doubt
     UNREACHABLE = "unreachable"  # every attempt so far failed to connect: nothing reached it
-    IN_DOUBT = "in_doubt"  # a timeout, a dropped connection or a 5xx: it may have charged
+    IN_DOUBT = "in_doubt"  # a timeout, a dropped connection, a 5xx or a 4xx: it may have charged
     CHARGED = "charged"  # the provider answered with the charge
     DECLINED = "declined"  # the provider declined the card: nothing charged
+    CANCELED = "canceled"  # the refund canceled the PaymentIntent: it can never charge
 
 
 class WarehouseStatus(StrEnum):

@@ -1,6 +1,6 @@
 """Payment: charge the customer once per idempotency key; refund by that key. The charge is a
-row in FlowForge's database (the embedded provider), or, when `FLOWFORGE_PAYMENT_URL` is set,
-a request to the payment provider over HTTP (tasks/payment_http.py).
+row in FlowForge's database (the embedded provider), or, with `FLOWFORGE_PAYMENT_PROVIDER=stripe`,
+a PaymentIntent at Stripe (tasks/payment_http.py).
 
 Both functions here wait on another system (`waits=True`): written `fn(fence, order_id, ...)`,
 they run outside the attempt's transaction and open their own. A request the provider refuses
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from payments.client import provider_client
+from payments.client import stripe_gateway
 from storage import operations, payment_books, saga_log
 from storage.models import OrderLine
 from tasks import payment_http
@@ -37,7 +37,7 @@ def process_payment(
     def amount(session: Session) -> int:
         return operations.cart_total(session, lines=lines)
 
-    client = provider_client()
+    client = stripe_gateway()
     if client is not None:
         with payment_http.rejections_final():
             return payment_http.charge(
@@ -52,7 +52,7 @@ def process_payment(
     with fence() as session:
         if payment_books.charge_request(session, idempotency_key=payment_key(order_id)):
             raise payment_http.ProviderNotConfigured(
-                f"order {order_id} was sent to a payment provider: set FLOWFORGE_PAYMENT_URL"
+                f"order {order_id} was sent to Stripe: set FLOWFORGE_PAYMENT_PROVIDER=stripe"
             )
         payment = operations.charge(
             session,
@@ -69,7 +69,7 @@ def process_payment(
 @saga_task(name="refund_payment", compensation=True, waits=True)
 def refund_payment(fence: Fence, order_id: str) -> bool:
     """Compensation of process_payment: refund the charge found by idempotency key, here or at
-    the provider the charge request went to."""
+    Stripe, where the charge request went."""
     key = payment_key(order_id)
     with fence() as session:
         if operations.refund(session, idempotency_key=key):

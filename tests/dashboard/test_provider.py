@@ -1,4 +1,6 @@
-"""The HTTP payment provider's charges and charge requests, shown on the page under AppTest."""
+"""Charges at a provider over HTTP and their charge requests, shown on the page under AppTest:
+here rows of an older database, charged at the provider of before Stripe (`provider = http`),
+which must keep reading as they are."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import pytest
 
 from deployments.processes import alive, descendants, start, stop, wait_ready
 from deployments.stack import provider_command
+from storage.settings import get_settings
 from tests.deployments.helpers import (
     TERMINAL,
     child_pid,
@@ -115,7 +116,7 @@ def test_stack_on_a_fresh_database_url_serves_an_order_and_stops_every_child(tmp
         assert wait_until(stack["api"], order["workflow_id"], TERMINAL)["status"] == "completed"
         assert (tmp_path / "fresh" / "dir" / "ff.sqlite3").is_file()
         [payment] = httpx.get(f"{stack['api']}/engine/snapshot").json()["payments"]
-        assert payment["provider"] == "http"  # charged at the stack's payment provider
+        assert payment["provider"] == "stripe"  # charged at the stack's double of Stripe
         assert httpx.get(f"{stack['api']}/audit").json() == {"clean": True, "problems": []}
         os.kill(pid, signal.SIGTERM)
         assert wait_pid(pid) == 0
@@ -190,21 +191,23 @@ def test_a_restarted_part_that_never_serves_is_killed_and_counted(tmp_path):
 
 
 def test_the_provider_gets_its_key_in_its_environment_only(monkeypatch, tmp_path):
-    monkeypatch.setenv("FLOWFORGE_PAYMENT_API_KEY", "sk_secret_4711")
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_secret_4711")
+    get_settings.cache_clear()
     args = argparse.Namespace(payment_port=free_port(), payment_db=tmp_path / "p.sqlite3")
     argv, env = provider_command(args)
-    assert "--api-key" not in argv and not any("sk_secret_4711" in part for part in argv)
-    assert env["PROVIDER_API_KEY"] == "sk_secret_4711"
+    assert "--api-key" not in argv and not any("secret_4711" in part for part in argv)
+    assert env["PROVIDER_API_KEY"] == "sk_test_secret_4711"
     provider = start("payment provider", f"http://127.0.0.1:{args.payment_port}", argv, env)
     try:
         assert provider.process.wait(30) == 2  # no database: a restart never creates one
         provider = start("payment provider", provider.url, [*argv, "--create"], env)
         wait_ready(provider, f"{provider.url}/health", timeout=30)
         cmdline = Path(f"/proc/{provider.process.pid}/cmdline").read_bytes()
-        assert b"sk_secret_4711" not in cmdline
-        for key, status in (("sk_secret_4711", 200), ("sk_test_flowforge", 401)):
+        assert b"secret_4711" not in cmdline
+        for key, status in (("sk_test_secret_4711", 200), ("sk_test_flowforge", 401)):
             auth = {"Authorization": f"Bearer {key}"}
-            assert httpx.get(f"{provider.url}/v1/charges", headers=auth).status_code == status
+            answer = httpx.get(f"{provider.url}/v1/payment_intents", headers=auth)
+            assert answer.status_code == status
     finally:
         stop([provider])
 

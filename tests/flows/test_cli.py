@@ -114,8 +114,34 @@ def test_bad_input_in_a_real_process(db):
         (
             "flows.fulfill",
             GOOD,
-            {"FLOWFORGE_PAYMENT_URL": "localhost:4300"},
+            {"FLOWFORGE_STRIPE_API_BASE": "localhost:4300"},
             "'localhost:4300' is not an http:// or https:// URL",
+        ),
+        (
+            "flows.fulfill",
+            GOOD,
+            {"FLOWFORGE_PAYMENT_URL": "http://localhost:4300"},
+            "FLOWFORGE_PAYMENT_URL: retired with the provider's own contract; set"
+            " FLOWFORGE_PAYMENT_PROVIDER=stripe",
+        ),
+        (
+            "flows.fulfill",
+            GOOD,
+            {"FLOWFORGE_PAYMENT_PROVIDER": "stripe"},
+            "FLOWFORGE_PAYMENT_PROVIDER=stripe needs STRIPE_API_KEY",
+        ),
+        (
+            "storage",
+            ["audit"],
+            {"FLOWFORGE_PAYMENT_PROVIDER": "stripe", "STRIPE_API_KEY": "sk_live_s3cr3t"},
+            "STRIPE_API_KEY is a live key: it moves real money; refused unless"
+            " FLOWFORGE_STRIPE_ALLOW_LIVE=true",
+        ),
+        (
+            "flows.fulfill",
+            GOOD,
+            {"STRIPE_API_KEY": "pk_test_s3cr3t"},
+            "STRIPE_API_KEY is not a Stripe secret key",
         ),
         ("flows.cancel", ["some-order"], {"FAIL_AT": "refund:0"}, "needs a positive attempt"),
     ],
@@ -124,6 +150,7 @@ def test_bad_environment_exits_2_with_one_line(db, module, args, env, message):
     proc = run_module(module, *args, env=child_env(**env), timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert "s3cr3t" not in proc.stderr + proc.stdout  # a key is never repeated
 
 
 def run_cli(api_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:

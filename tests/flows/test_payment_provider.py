@@ -1,8 +1,8 @@
-"""The payment step against the real payment provider over HTTP (`python -m provider`): the same
-outcomes as the embedded provider, and the books kept straight when the network lies — a
-dropped answer, an answer too slow, a provider down for a while or for good, a crash either
-side of the charge. Every test ends with the audit clean, which includes the reconciliation
-with the provider."""
+"""The payment step through the official Stripe SDK against the local double of Stripe's API
+(`python -m provider`): the same outcomes as the embedded provider, and the books kept straight
+when the network lies — a dropped answer, an answer too slow, a provider down for a while or for
+good, a crash either side of the charge, a 429, a key used before. Every test ends with the
+audit clean (or its expected findings), which includes the reconciliation with Stripe."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from flows.outcome import run_locally
 from flows.prefect_api import free_port
 from flows.reconcile import reconcile
 from payments.audit import audit
-from provider.client import ProviderClient
+from payments.client import StripeGateway
 from storage import saga_log
 from storage.db import session_scope
 from storage.models import ChargeRequest, OrderCreate, SagaEvent, utcnow
@@ -34,8 +34,9 @@ from tests.flows.helpers import (
     spawn_order,
     write,
 )
-from tests.provider.helpers import API_KEY, Running, running_provider
-from tests.support import assert_audit_clean
+from tests.provider.helpers import API_KEY, Running, running_provider, sdk
+from tests.provider.helpers import set_faults as put_faults
+from tests.support import assert_audit_clean, child_env, run_module
 
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
@@ -48,8 +49,8 @@ sqlite_only = pytest.mark.usefixtures("db")
 
 @pytest.fixture
 def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
-    """A provider of this test's own (its books start empty), used by this process and its
-    children through FLOWFORGE_PAYMENT_URL."""
+    """A double of Stripe of this test's own (its books start empty), used by this process and
+    its children through FLOWFORGE_STRIPE_API_BASE."""
     with running_provider(tmp_path / "provider.sqlite3") as running:
         use_provider(monkeypatch, running.url)
         yield running
@@ -57,25 +58,56 @@ def provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runnin
 
 
 def use_provider(monkeypatch: pytest.MonkeyPatch, url: str, read_timeout: float = 5.0) -> None:
-    monkeypatch.setenv("FLOWFORGE_PAYMENT_URL", url)
-    monkeypatch.setenv("FLOWFORGE_PAYMENT_API_KEY", API_KEY)
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("FLOWFORGE_STRIPE_API_BASE", url)
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
     monkeypatch.setenv("FLOWFORGE_PAYMENT_READ_TIMEOUT", str(read_timeout))
     get_settings.cache_clear()
 
 
-def client_of(running: Running) -> ProviderClient:
-    return ProviderClient(running.url, API_KEY)
+def use_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWFORGE_PAYMENT_PROVIDER", "embedded")
+    get_settings.cache_clear()
+
+
+def client_of(running: Running) -> StripeGateway:
+    return StripeGateway(API_KEY, running.url)
+
+
+def intents_at(running: Running, order_id: str) -> list[tuple[str, int]]:
+    """Every PaymentIntent of one order at the double as (state, amount), oldest first; the
+    state of one that charged is `succeeded` or `refunded`."""
+    return [
+        ("refunded" if i.refunded else i.status, i.amount)
+        for i in reversed(list(client_of(running).intents()))
+        if i.order_id == order_id
+    ]
 
 
 def charges_at(running: Running, order_id: str) -> list[tuple[str, int]]:
-    """The provider's charges of one order as (status, amount)."""
-    with client_of(running) as client:
-        return [(c.status, c.amount) for c in client.charges(order_id=order_id)]
+    """The PaymentIntents that charged one order as (state, amount)."""
+    return [(s, a) for s, a in intents_at(running, order_id) if s in ("succeeded", "refunded")]
 
 
 def set_faults(running: Running, *rules: dict, **config: object) -> None:
-    with client_of(running) as client:
-        client.set_faults({"rules": list(rules), **config})
+    put_faults(running.url, {"rules": list(rules), **config})
+
+
+def by_hand(running: Running, key: str, order_id: str, amount: int) -> str:
+    """A PaymentIntent for `order_id` created and confirmed behind FlowForge's back (its keys
+    `key:create` and `key`); its id."""
+    client = client_of(running)
+    made = client.create_intent(
+        order_id=order_id,
+        customer_id="someone",
+        amount=amount,
+        payment_method="pm_card_visa",
+        idempotency_key=f"{key}:create",
+    )
+    return client.confirm(made.id, idempotency_key=key).id
+
+
+CONFIRM = "payment_intents.confirm"
 
 
 def charge_request(order_id: str) -> ChargeRequest | None:
@@ -103,8 +135,7 @@ def test_same_outcomes_as_the_embedded_provider(
 ):
     monkeypatch.setenv("FAIL_AT", fail_at)
     over_http = place(order_id="http")
-    monkeypatch.delenv("FLOWFORGE_PAYMENT_URL")
-    get_settings.cache_clear()
+    use_embedded(monkeypatch)
     embedded = place(order_id="embedded")
 
     assert outcome(over_http) == outcome(embedded)
@@ -112,10 +143,11 @@ def test_same_outcomes_as_the_embedded_provider(
     at_provider = charges_at(provider, "http")
     if "embedded" in payments:
         assert payments["embedded"]["provider"] == "embedded"
-        assert payments["http"]["provider"] == "http"
+        assert payments["http"]["provider"] == "stripe"
         assert payments["http"]["status"] == payments["embedded"]["status"]
         state = {"charged": "succeeded", "refunded": "refunded"}[payments["http"]["status"]]
         assert at_provider == [(state, 2000)]
+        assert payments["http"]["charge_id"].startswith("pi_")
     else:
         assert at_provider == [] and "http" not in payments
     use_provider(monkeypatch, provider.url)
@@ -123,20 +155,23 @@ def test_same_outcomes_as_the_embedded_provider(
 
 
 @both_databases
-def test_a_decline_is_refused_once_and_nothing_is_charged(provider, prefect_server):
-    summary = place(order_id="declined", payment_method="tok_declined_insufficient_funds")
+@pytest.mark.parametrize(
+    "method", ["tok_declined_insufficient_funds", "tok_chargeDeclined", "pm_card_chargeDeclined"]
+)
+def test_a_decline_is_refused_once_and_nothing_is_charged(method, provider, prefect_server):
+    summary = place(order_id="declined", payment_method=method)
     assert summary.status == "failed"
     assert "card declined" in summary.failure_reason
     assert attempts_of(summary, "process_payment") == [("started", 1), ("failed", 1)]
     assert summary.compensations == ["release_inventory"]
-    assert charges_at(provider, "declined") == []
+    assert intents_at(provider, "declined") == [("requires_payment_method", 2000)]
     assert charge_request("declined").status == "declined"
     assert_audit_clean()
 
 
 @both_databases
 def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, prefect_server):
-    set_faults(provider, {"kind": "drop", "on": "charges", "times": 1})
+    set_faults(provider, {"kind": "drop", "on": CONFIRM, "times": 1})
     summary = place(order_id="dropped")
 
     assert summary.status == "completed"
@@ -147,12 +182,12 @@ def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, pref
         ("completed", 2),
     ]
     [failed] = [e for e in summary.events if e.status == "failed"]
-    assert failed.message.startswith("InDoubt: POST /v1/charges: outcome unknown"), failed.message
-    assert charges_at(provider, "dropped") == [("succeeded", 2000)]
+    assert failed.message.startswith("InDoubt: payment_intents.confirm pi_"), failed.message
+    assert "outcome unknown: RemoteProtocolError" in failed.message
+    assert intents_at(provider, "dropped") == [("succeeded", 2000)]
     [payment] = engine_state()["payments"]
-    with client_of(provider) as client:
-        assert payment["charge_id"] == client.find_charge("dropped:payment").id
-    assert charge_request("dropped").status == "charged"
+    request = charge_request("dropped")
+    assert request.status == "charged" and payment["charge_id"] == request.charge_id
     assert_audit_clean()
 
 
@@ -160,7 +195,7 @@ def test_a_dropped_answer_is_learnt_by_the_retry_and_charged_once(provider, pref
 def test_a_dropped_answer_then_a_warehouse_failure_refunds_that_one_charge(
     provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
-    set_faults(provider, {"kind": "drop", "on": "charges", "times": 1})
+    set_faults(provider, {"kind": "drop", "on": CONFIRM, "times": 1})
     monkeypatch.setenv("FAIL_AT", "warehouse")
     summary = place(order_id="dropped-then-failed")
 
@@ -171,26 +206,50 @@ def test_a_dropped_answer_then_a_warehouse_failure_refunds_that_one_charge(
     assert_audit_clean()
 
 
-@both_databases
-def test_a_charge_whose_every_answer_was_too_slow_is_refunded_all_the_same(
+@sqlite_only
+def test_an_answer_too_slow_is_learnt_by_retrieving_the_intent(
     provider, prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
-    """FlowForge never hears of the charge: every attempt times out after the provider charged.
-    The step fails, and the refund finds the charge at the provider by its key."""
+    """Every confirmation's answer comes after the read timeout. The next attempt retrieves the
+    intent by its id (strongly consistent), finds it succeeded, and confirms nothing again."""
     use_provider(monkeypatch, provider.url, read_timeout=0.3)
-    set_faults(provider, {"kind": "slow", "on": "charges"}, slow_seconds=1.0)
+    set_faults(provider, {"kind": "slow", "on": CONFIRM}, slow_seconds=1.0)
+    summary = place(order_id="slow")
+
+    assert summary.status == "completed"
+    assert attempts_of(summary, "process_payment") == [
+        ("started", 1),
+        ("failed", 1),
+        ("started", 2),
+        ("completed", 2),
+    ]
+    assert intents_at(provider, "slow") == [("succeeded", 2000)]
+    assert charge_request("slow").status == "charged"
+    assert_audit_clean()
+
+
+@both_databases
+def test_a_charge_whose_answer_was_too_slow_with_no_retry_left_is_refunded(
+    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    """FlowForge never hears of the charge: the only attempt times out after Stripe charged.
+    The step fails, and the refund retrieves the intent by its id and refunds it."""
+    use_provider(monkeypatch, provider.url, read_timeout=0.3)
+    monkeypatch.setenv("FLOWFORGE_STEP_RETRIES", "0")
+    get_settings.cache_clear()
+    set_faults(provider, {"kind": "slow", "on": CONFIRM}, slow_seconds=1.0)
     summary = place(order_id="never-heard")
 
     assert summary.status == "failed"
     assert summary.failure_point == "process_payment"
     assert "InDoubt" in summary.failure_reason
     assert summary.compensations == ["refund_payment", "release_inventory"]
-    assert charges_at(provider, "never-heard") == [("refunded", 2000)]
+    assert intents_at(provider, "never-heard") == [("refunded", 2000)]
     [payment] = engine_state()["payments"]
-    assert (payment["provider"], payment["status"]) == ("http", "refunded")
-    request = charge_request("never-heard")  # in doubt until the refund asked the provider
+    assert (payment["provider"], payment["status"]) == ("stripe", "refunded")
+    request = charge_request("never-heard")  # in doubt until the refund asked Stripe
     assert (request.status, request.charge_id) == ("charged", payment["charge_id"])
-    assert request.message.startswith("POST /v1/charges: outcome unknown: ReadTimeout")
+    assert "outcome unknown: ReadTimeout" in request.message
     assert_audit_clean()
 
 
@@ -207,7 +266,7 @@ def test_a_provider_down_for_two_attempts_then_up_charges_once(
     results = []
     order = threading.Thread(target=lambda: results.append(place(order_id="waits")))
     order.start()
-    wait_for(lambda: failed_attempts("waits", "process_payment") >= 2)
+    wait_for(lambda: attempts("waits", "process_payment", "failed") >= 2)
     with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
         order.join(timeout=60)
         [summary] = results
@@ -232,9 +291,9 @@ def test_a_provider_down_for_good_fails_the_order_with_nothing_charged_or_refund
     assert summary.failure_point == "process_payment"
     assert summary.compensations == ["refund_payment", "release_inventory"]
     assert engine_state()["payments"] == []
-    assert charge_request("never-up").status == "unreachable"
+    assert charge_request("never-up") is None  # no intent was ever created: nothing to ask
     with session_scope() as session:
-        assert audit(session)[0].startswith("cannot reconcile with the payment provider")
+        assert audit(session)[0].startswith("cannot reconcile with Stripe at http://127.0.0.1")
     with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
         assert charges_at(running, "never-up") == []
         assert_audit_clean()
@@ -277,42 +336,35 @@ def test_the_reconciliation_reports_what_happened_behind_flowforges_back(provide
     place(order_id="charged-twice")
     place(order_id="refunded-there")
     assert_audit_clean()
-    with client_of(provider) as client:
-        extra = client.charge(
-            idempotency_key="by-hand",
-            amount=500,
-            payment_method="tok_visa",
-            order_id="charged-twice",
-        )
-        ours = client.find_charge("refunded-there:payment")
-        client.refund(charge_id=ours.id, idempotency_key="by-hand-refund")
-        stranger = client.charge(
-            idempotency_key="stranger", amount=700, payment_method="tok_visa", order_id="nobody"
-        )
+    extra = by_hand(provider, "by-hand", "charged-twice", 500)
+    ours = charge_request("refunded-there").charge_id
+    client_of(provider).refund(ours, idempotency_key="by-hand-refund")
+    stranger = by_hand(provider, "stranger", "nobody", 700)
     with session_scope() as session:
         problems = audit(session)
     assert sorted(problems) == sorted(
         [
-            f"provider charge {extra.id} (succeeded, 500) for order charged-twice (completed) is "
+            f"PaymentIntent {extra} (succeeded, 500) for order charged-twice (completed) is "
             "not in FlowForge's books",
-            f"provider charge {ours.id} (refunded, 2000) for order refunded-there is charged in "
+            f"PaymentIntent {ours} (refunded, 2000) for order refunded-there is charged in "
             "FlowForge's books",
-            f"provider charge {stranger.id} (succeeded, 700) for order nobody that FlowForge does "
+            f"PaymentIntent {stranger} (succeeded, 700) for order nobody that FlowForge does "
             "not have",
-            "order charged-twice is charged 2 times at the provider: "
-            f"{client_of(provider).find_charge('charged-twice:payment').id}, {extra.id}",
+            f"order charged-twice is charged 2 times at Stripe: {extra}, "
+            f"{charge_request('charged-twice').charge_id}",
         ]
     )
 
 
-def failed_attempts(order_id: str, step: str) -> int:
+def attempts(order_id: str, step: str, status: str) -> int:
+    """How many of the step's saga events have this status so far."""
     with session_scope() as session:
         return len(
             session.exec(
                 select(SagaEvent).where(
                     SagaEvent.order_id == order_id,
                     SagaEvent.step == step,
-                    SagaEvent.status == "failed",
+                    SagaEvent.status == status,
                 )
             ).all()
         )
@@ -329,19 +381,19 @@ def wait_for(condition, timeout: float = 60) -> None:
 def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     provider, prefect_server, tmp_path: Path
 ):
-    """The first two charge and refund requests are dropped; after them each has a 1 in 10
-    chance of each fault; 6 of the orders fail at the warehouse. Every order ends, and the
-    provider and FlowForge agree."""
+    """The first two confirmations and refunds are dropped; after them each creation,
+    confirmation and refund has a 1 in 10 chance of each fault; 6 of the orders fail at the
+    warehouse. Every order ends, and Stripe and FlowForge agree."""
     failing = {f"burst-{i}-fail" for i in range(6)}
     orders = sorted(failing | {f"burst-{i}-ok" for i in range(24)})
     set_faults(
         provider,
-        {"kind": "drop", "on": "charges", "times": 2},
-        {"kind": "drop", "on": "refunds", "times": 2},
+        {"kind": "drop", "on": CONFIRM, "times": 2},
+        {"kind": "drop", "on": "refunds.create", "times": 2},
         *(
             {"kind": kind, "on": on, "probability": 0.1}
-            for kind in ("error", "drop", "slow")
-            for on in ("charges", "refunds")
+            for kind in ("error", "rate_limit", "drop", "slow")
+            for on in ("payment_intents.create", CONFIRM, "refunds.create")
         ),
         slow_seconds=1.0,
         seed=7,
@@ -363,7 +415,7 @@ def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
     for oid, result in statuses.items():
         if oid in failing:
             assert (result.status, result.compensations) == ("failed", ALL_COMPENSATIONS)
-        elif result.status != "completed":  # every payment attempt lost to faults: 1 in 3^6
+        elif result.status != "completed":  # every payment attempt lost to faults
             assert (result.status, result.failure_point) == ("failed", "process_payment")
     completed = [oid for oid, result in statuses.items() if result.status == "completed"]
     assert len(completed) >= 22
@@ -380,22 +432,57 @@ def test_a_burst_of_30_orders_with_random_provider_faults_keeps_the_books(
 
 
 @sqlite_only
-def test_a_refund_waits_out_a_request_that_may_still_be_on_its_way(
-    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
-):
-    """Every charge attempt meets a 503: nothing was charged, but each answer was in doubt. The
-    refund finds nothing and waits until the last request cannot still arrive (connect + read
-    timeout), then ends the order failed: not needs_attention, nothing charged."""
-    use_provider(monkeypatch, provider.url, read_timeout=1.0)
-    set_faults(provider, {"kind": "error", "on": "charges"})
+def test_a_refund_cancels_an_intent_whose_every_confirmation_met_a_503(provider, prefect_server):
+    """Every confirmation meets a 503: nothing was charged, but each answer was in doubt. The
+    refund retrieves the intent, finds it unconfirmed and cancels it — after which no request
+    still on its way can charge it — and the order ends failed, nothing charged."""
+    set_faults(provider, {"kind": "error", "on": CONFIRM})
     summary = place(order_id="answered-503")
 
     assert summary.status == "failed"
     assert summary.compensations == ["refund_payment", "release_inventory"]
     assert attempts_of(summary, "refund_payment") == [("compensating", 1), ("compensated", 1)]
-    assert charges_at(provider, "answered-503") == []
+    assert intents_at(provider, "answered-503") == [("canceled", 2000)]
     assert engine_state()["payments"] == []
-    assert charge_request("answered-503").status == "in_doubt"
+    assert charge_request("answered-503").status == "canceled"
+    assert_audit_clean()
+
+
+@sqlite_only
+def test_a_429_is_retried_with_the_steps_back_off(provider, prefect_server):
+    set_faults(provider, {"kind": "rate_limit", "on": CONFIRM, "times": 1})
+    summary = place(order_id="limited")
+
+    assert summary.status == "completed"
+    [failed] = [e for e in summary.events if e.status == "failed"]
+    assert failed.step == "process_payment" and " 429 " in failed.message, failed.message
+    assert attempts_of(summary, "process_payment")[-1] == ("completed", 2)
+    assert intents_at(provider, "limited") == [("succeeded", 2000)]
+    assert_audit_clean()
+
+
+@sqlite_only
+def test_an_idempotency_error_fails_the_step_with_stripes_message(provider, prefect_server):
+    """The confirmation's key was used before on another request (not an order's). Stripe
+    answers `idempotency_error`: the step fails at once, never retried, with Stripe's message;
+    the refund cancels the order's own intent, and the other request is left alone."""
+    other = sdk(provider.url).v1.payment_intents.create(
+        params={"amount": 100, "currency": "usd", "payment_method": "pm_card_visa"}
+    )
+    sdk(provider.url).v1.payment_intents.confirm(
+        other.id, options={"idempotency_key": "key-used:payment"}
+    )
+    summary = place(order_id="key-used")
+
+    assert summary.status == "failed"
+    assert summary.failure_point == "process_payment"
+    assert "PaymentRejected" in summary.failure_reason
+    assert "can only be used with the same parameters" in summary.failure_reason
+    assert attempts_of(summary, "process_payment") == [("started", 1), ("failed", 1)]
+    assert summary.compensations == ["refund_payment", "release_inventory"]
+    assert intents_at(provider, "key-used") == [("canceled", 2000)]
+    assert client_of(provider).retrieve(other.id).status == "succeeded"
+    assert engine_state()["payments"] == []
     assert_audit_clean()
 
 
@@ -403,28 +490,31 @@ def test_a_refund_waits_out_a_request_that_may_still_be_on_its_way(
 def test_a_key_the_provider_already_holds_for_something_else_is_never_taken_or_refunded(
     provider, prefect_server
 ):
-    """As after `storage reset` with the provider's books kept: the key answers with another
-    order's charge. The step refuses it, the refund leaves it alone, a person must look."""
-    with client_of(provider) as client:
-        old = client.charge(
-            idempotency_key="reused:payment", amount=700, payment_method="tok_visa", order_id="old"
-        )
+    """As after `storage reset` with Stripe's books kept: the key of the order's intent was used
+    for another order's, which charged. Stripe refuses the creation (`idempotency_error`); the
+    step refuses to guess, the refund leaves what the key holds alone, a person must look."""
+    old = by_hand(provider, "reused:payment", "old", 700)
     summary = place(order_id="reused")
 
     assert summary.status == "needs_attention"
     assert summary.failure_point == "process_payment"
-    assert "ChargeMismatch" in summary.failure_reason and old.id in summary.failure_reason
+    assert "ChargeMismatch" in summary.failure_reason
+    assert "can only be used with the same parameters" in summary.failure_reason
     assert attempts_of(summary, "process_payment") == [("started", 1), ("failed", 1)]
-    with client_of(provider) as client:
-        assert client.get_charge(old.id).refunded is False
+    assert intents_at(provider, "old") == [("succeeded", 700)]  # untouched
+    assert intents_at(provider, "reused") == []
     assert engine_state()["payments"] == []
+    with session_scope() as session:
+        assert audit(session) == [
+            f"PaymentIntent {old} (succeeded, 700) for order old that FlowForge does not have"
+        ]
 
 
 @sqlite_only
 def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
     prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
-    """The embedded provider never books a charge whose request went to an HTTP provider."""
+    """The embedded provider never books a charge whose request went to Stripe."""
     monkeypatch.setenv("FLOWFORGE_STEP_RETRIES", "0")
     monkeypatch.setenv("FLOWFORGE_COMPENSATION_RETRIES", "0")
     get_settings.cache_clear()
@@ -451,7 +541,7 @@ def test_a_process_without_the_provider_refuses_an_order_sent_to_it(
 
     assert summary.status == "needs_attention"
     assert "ProviderNotConfigured" in summary.failure_reason
-    assert "set FLOWFORGE_PAYMENT_URL" in summary.failure_reason
+    assert "set FLOWFORGE_PAYMENT_PROVIDER=stripe" in summary.failure_reason
     assert engine_state()["payments"] == []
 
 
@@ -470,7 +560,7 @@ def test_an_outage_within_the_budget_loses_no_sale(
     results = []
     order = threading.Thread(target=lambda: results.append(place(order_id="outlasts")))
     order.start()
-    wait_for(lambda: charge_request("outlasts") is not None)
+    wait_for(lambda: attempts("outlasts", "process_payment", "started") >= 1)
     time.sleep(2)
     with running_provider(tmp_path / "provider.sqlite3", port=port) as running:
         order.join(timeout=60)
@@ -487,8 +577,8 @@ def test_an_outage_within_the_budget_loses_no_sale(
 def test_a_refund_that_finds_the_providers_records_gone_needs_attention(
     prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """The provider answered the charge, then lost its books (restarted on an empty database).
-    A cancel cannot refund anything and must not call the order undone."""
+    """Stripe answered the charge, then the double lost its books (restarted on an empty
+    database). A cancel cannot refund anything and must not call the order undone."""
     port = free_port()
     use_provider(monkeypatch, f"http://127.0.0.1:{port}")
     with running_provider(tmp_path / "before.sqlite3", port=port):
@@ -516,7 +606,7 @@ def test_a_slow_answer_keeps_the_lease(provider, prefect_server, monkeypatch: py
     meanwhile, so no intake may take the order over, and it completes once."""
     monkeypatch.setenv("FLOWFORGE_LEASE_SECONDS", "1")
     get_settings.cache_clear()
-    set_faults(provider, {"kind": "slow", "on": "charges", "times": 1}, slow_seconds=3.0)
+    set_faults(provider, {"kind": "slow", "on": CONFIRM, "times": 1}, slow_seconds=3.0)
     results = []
     order = threading.Thread(target=lambda: results.append(place(order_id="slow-answer")))
     order.start()
@@ -533,3 +623,34 @@ def test_a_slow_answer_keeps_the_lease(provider, prefect_server, monkeypatch: py
     assert attempts_of(summary, "process_payment") == [("started", 1), ("completed", 1)]
     assert charges_at(provider, "slow-answer") == [("succeeded", 2000)]
     assert_audit_clean()
+
+
+@pytest.mark.e2e
+@sqlite_only
+def test_the_key_appears_in_no_output_record_or_page(provider, prefect_server):
+    """An order through the double (its first answer dropped), the audit with the double up and
+    down, the snapshot, the saga log and the dashboard: the API key is nowhere."""
+    set_faults(provider, {"kind": "drop", "on": CONFIRM, "times": 1})
+    order = ["--product", "SKU-001", "--quantity", "1", "--customer", "c", "--order-id", "k"]
+    fulfil = run_module(
+        "flows.fulfill",
+        *order,
+        *("--payment-method", "tok_visa", "--json"),
+        env=child_env(prefect_server),
+    )
+    assert fulfil.returncode == 0, fulfil.stderr
+    outputs = [fulfil.stdout, fulfil.stderr]
+    for command in (["snapshot"], ["audit"]):
+        done = run_module("storage", *command)
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs += [done.stdout, done.stderr]
+    provider.process.terminate()
+    provider.process.wait(10)
+    down = run_module("storage", "audit")
+    assert down.returncode == 1 and "cannot reconcile with Stripe" in down.stdout
+    outputs += [down.stdout, down.stderr, repr(order_summary("k"))]
+    from tests.dashboard.helpers import render
+
+    page = render()
+    outputs += [str(element.value) for element in [*page.markdown, *page.dataframe]]
+    assert all(API_KEY not in text for text in outputs)

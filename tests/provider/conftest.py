@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import stripe
 
-from provider.client import ProviderClient
-from tests.provider.helpers import API_KEY, Running, running_provider
+from tests.provider.helpers import Running, running_provider, sdk, set_faults
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +24,10 @@ def provider_url(provider: Running) -> str:
 
 
 @pytest.fixture
-def client(provider_url: str) -> Iterator[ProviderClient]:
-    """A client on the session's provider; the faults are cleared after each test."""
-    with ProviderClient(provider_url, API_KEY) as client:
-        yield client
-        client.set_faults({})
+def client(provider_url: str) -> Iterator[stripe.StripeClient]:
+    """The official SDK on the session's provider; the faults are cleared after each test."""
+    yield sdk(provider_url)
+    set_faults(provider_url, {})
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The real payment provider as a subprocess (`python -m provider`), for the provider's own
-tests and FlowForge's payment tests."""
+"""The local double of Stripe as a subprocess (`python -m provider`), and the official SDK's
+client of it, for the provider's own tests and FlowForge's payment tests."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import stripe
 
 from flows.prefect_api import free_port
 from tests.support import ROOT, child_env
 
 API_KEY = "sk_test_suite"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,20 @@ def wait_for_health(running: Running, timeout: float = 15) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"provider did not answer /health within {timeout} s")
         time.sleep(0.05)
+
+
+def sdk(url: str, api_key: str = API_KEY, read_timeout: float = 5.0) -> stripe.StripeClient:
+    """The official SDK's client of the double at `url` (over httpx, no retries of its own)."""
+    http = stripe.HTTPXClient(
+        timeout=httpx.Timeout(read_timeout, connect=2.0), allow_sync_methods=True
+    )
+    return stripe.StripeClient(
+        api_key, base_addresses={"api": url}, http_client=http, max_network_retries=0
+    )
+
+
+def set_faults(url: str, config: dict) -> dict:
+    """Replace the double's fault switches (and reset their counters); the new switches."""
+    response = httpx.put(f"{url}/v1/test/faults", json=config, headers=AUTH)
+    response.raise_for_status()
+    return response.json()

@@ -18,7 +18,8 @@ from tests.support import ROOT, child_env
     "args",
     [
         ["--faults", "{not json"],
-        ["--faults", '{"rules": [{"kind": "explode", "on": "charges"}]}'],
+        ["--faults", '{"rules": [{"kind": "explode", "on": "payment_intents.confirm"}]}'],
+        ["--faults", '{"rules": [{"kind": "drop", "on": "charges"}]}'],
         ["--faults", '{"slow_seconds": 1e309}'],
         ["--faults", '{"latency_ms": 3600000}'],
         ["--api-key", ""],
@@ -131,8 +132,8 @@ def test_signals_stop_it_cleanly(signum: signal.Signals, tmp_path: Path) -> None
 @pytest.mark.e2e
 def test_the_package_is_a_leaf() -> None:
     code = (
-        "import sys, provider.app, provider.client, provider.__main__\n"
-        "ours = {'flows', 'tasks', 'storage', 'api', 'dashboard', 'deployments'}\n"
+        "import sys, provider.app, provider.ledger, provider.__main__\n"
+        "ours = {'flows', 'tasks', 'payments', 'storage', 'api', 'dashboard', 'deployments'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
     )
     done = subprocess.run(

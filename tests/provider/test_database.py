@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stripe
 
-from provider.client import InDoubt, ProviderClient
-from tests.provider.helpers import API_KEY, running_provider
+from tests.provider.helpers import AUTH, running_provider, sdk
+from tests.provider.test_api import confirm, intent
+from tests.provider.test_cli import provider_exits
 from tests.support import ROOT, child_env
-
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def remove(db: Path) -> None:
@@ -34,8 +34,9 @@ def replace(db: Path) -> None:
 @pytest.mark.parametrize("change", [remove, replace])
 def test_a_database_gone_while_running_is_503_and_not_recreated(change, tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite3"
-    with running_provider(db) as running, ProviderClient(running.url, API_KEY) as client:
-        made = client.charge(idempotency_key="k-1", amount=5, payment_method="pm", order_id="o")
+    with running_provider(db) as running:
+        client = sdk(running.url)
+        made = confirm(client, intent(client, "k-1").id, "k-1")
         change(db)
         reason = (
             f"database {db} was removed or replaced since the provider opened it: restore it,"
@@ -43,16 +44,16 @@ def test_a_database_gone_while_running_is_503_and_not_recreated(change, tmp_path
         )
         answers = [
             httpx.get(f"{running.url}/health"),
-            httpx.get(f"{running.url}/v1/charges/{made.id}", headers=AUTH),
-            httpx.get(f"{running.url}/v1/charges", headers=AUTH),
+            httpx.get(f"{running.url}/v1/payment_intents/{made.id}", headers=AUTH),
+            httpx.get(f"{running.url}/v1/payment_intents", headers=AUTH),
             httpx.post(
-                f"{running.url}/v1/charges",
-                json={"amount": 5, "payment_method": "pm"},
+                f"{running.url}/v1/payment_intents",
+                data={"amount": 5, "currency": "usd"},
                 headers={**AUTH, "Idempotency-Key": "k-2"},
             ),
             httpx.post(
                 f"{running.url}/v1/refunds",
-                json={"charge": made.id},
+                data={"payment_intent": made.id},
                 headers={**AUTH, "Idempotency-Key": "k-3"},
             ),
         ]
@@ -61,9 +62,9 @@ def test_a_database_gone_while_running_is_503_and_not_recreated(change, tmp_path
             assert response.json() == {
                 "error": {"type": "api_error", "message": reason, "code": "database_unavailable"}
             }
-        with pytest.raises(InDoubt):
-            client.charge(idempotency_key="k-4", amount=5, payment_method="pm", order_id="o")
-        assert client.health() is False
+        with pytest.raises(stripe.APIError) as caught:
+            intent(client, "k-4")
+        assert caught.value.http_status == 503
         log = running.log.read_text()
     assert "Traceback" not in log, log
     if change is remove:
@@ -80,3 +81,19 @@ def test_a_database_gone_while_running_is_503_and_not_recreated(change, tmp_path
         assert "does not exist: start with --create" in restart.stderr
     else:
         assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+@pytest.mark.e2e
+def test_the_books_of_the_provider_before_stripe_are_refused(tmp_path: Path) -> None:
+    """A file of the provider that spoke its own contract cannot be read as PaymentIntents: a
+    start on it is one line, exit 2, and the file is left as it was."""
+    db = tmp_path / "p.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE charges (id TEXT, idempotency_key TEXT)")
+    before = db.read_bytes()
+    assert provider_exits({}, "--db", str(db)) == [
+        f"python -m provider: error: database {db} holds the books of the provider before it"
+        " spoke Stripe's API (schema version 0): keep it for the record, and start with --create"
+        " on another file"
+    ]
+    assert db.read_bytes() == before

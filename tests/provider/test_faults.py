@@ -1,51 +1,66 @@
-"""The provider's fault switches, seen from the client: errors, drops, slowness, latency."""
+"""The double's fault switches, seen from the official SDK: injected 503s and 429s, dropped
+connections, slow answers, stalled requests (their key in flight), latency."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import stripe
 
-from provider.client import Charge, InDoubt, ProviderClient
-from tests.provider.helpers import API_KEY, Running, running_provider
-
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def charge(client: ProviderClient, key: str, amount: int = 300) -> Charge:
-    return client.charge(idempotency_key=key, amount=amount, payment_method="pm", order_id=key)
+from tests.provider.helpers import API_KEY, AUTH, Running, running_provider, sdk, set_faults
+from tests.provider.test_api import confirm, intent
 
 
-def test_error_is_503_in_doubt_and_charges_nothing(client: ProviderClient, key: str) -> None:
-    client.set_faults({"rules": [{"kind": "error", "on": "charges", "keys": f"{key}*"}]})
-    with pytest.raises(InDoubt) as caught:
-        charge(client, key)
-    assert caught.value.status_code == 503 and "injected" in str(caught.value)
-    assert client.find_charge(key) is None
+def test_error_is_a_503_and_changes_nothing(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    created = intent(client, key)
+    set_faults(provider_url, {"rules": [{"kind": "error", "on": "payment_intents.confirm"}]})
+    with pytest.raises(stripe.APIError) as caught:
+        confirm(client, created.id, key)
+    assert caught.value.http_status == 503 and "injected" in str(caught.value)
+    assert client.v1.payment_intents.retrieve(created.id).status == "requires_confirmation"
 
 
-def test_drop_commits_then_drops(client: ProviderClient, key: str) -> None:
-    client.set_faults({"rules": [{"kind": "drop", "on": "charges", "times": 1, "keys": key}]})
-    with pytest.raises(InDoubt) as caught:
-        charge(client, key)
+def test_rate_limit_is_a_429_and_changes_nothing(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    created = intent(client, key)
+    rule = {"kind": "rate_limit", "on": "payment_intents.confirm", "times": 1}
+    set_faults(provider_url, {"rules": [rule]})
+    with pytest.raises(stripe.RateLimitError) as caught:
+        confirm(client, created.id, key)
+    assert caught.value.http_status == 429
+    assert confirm(client, created.id, key).status == "succeeded"  # the key was never used
+
+
+def test_drop_confirms_then_drops(client: stripe.StripeClient, provider_url: str, key: str) -> None:
+    created = intent(client, key)
+    rule = {"kind": "drop", "on": "payment_intents.confirm", "times": 1}
+    set_faults(provider_url, {"rules": [rule]})
+    with pytest.raises(stripe.APIConnectionError) as caught:
+        confirm(client, created.id, key)
     assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
-    found = client.find_charge(key)
-    assert found is not None
-    assert charge(client, key) == found
-    assert list(client.charges(order_id=key)) == [found]
+    found = client.v1.payment_intents.retrieve(created.id)
+    assert found.status == "succeeded"
+    assert confirm(client, created.id, key).latest_charge.id == found.latest_charge
 
 
-def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider: Running, key: str) -> None:
-    client.set_faults({"rules": [{"kind": "drop", "on": "charges", "keys": key}]})
-    body = json.dumps({"amount": 5, "payment_method": "pm", "metadata": {"order_id": key}})
+def test_drop_sends_no_bytes_at_all(
+    client: stripe.StripeClient, provider: Running, key: str
+) -> None:
+    set_faults(provider.url, {"rules": [{"kind": "drop", "on": "payment_intents.create"}]})
+    body = f"amount=5&currency=usd&metadata[order_id]={key}"
     request = (
-        f"POST /v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-        f"Idempotency-Key: {key}\r\nContent-Type: application/json\r\n"
+        f"POST /v1/payment_intents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Idempotency-Key: {key}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {len(body)}\r\n\r\n{body}"
     )
     url = urlsplit(provider.url)
@@ -56,71 +71,103 @@ def test_drop_sends_no_bytes_at_all(client: ProviderClient, provider: Running, k
         except ConnectionResetError:
             received = b""
     assert received == b""  # not a 500: nothing but the end of the connection
-    assert client.find_charge(key) is not None
+    listed = client.v1.payment_intents.list(params={"limit": 1}).data
+    assert listed[0].metadata["order_id"] == key
     log = provider.log.read_text()
     assert "ASGI callable" not in log and "Traceback" not in log, log
 
 
-def test_drop_of_a_refund(client: ProviderClient, key: str) -> None:
-    made = charge(client, key)
-    client.set_faults({"rules": [{"kind": "drop", "on": "refunds", "keys": f"{key}-r"}]})
-    with pytest.raises(InDoubt):
-        client.refund(charge_id=made.id, idempotency_key=f"{key}-r")
-    refunded = client.get_charge(made.id)
-    assert refunded is not None and refunded.status == "refunded"
-    assert len(client.refunds(made.id)) == 1
+def test_drop_of_a_refund(client: stripe.StripeClient, provider_url: str, key: str) -> None:
+    paid = confirm(client, intent(client, key).id, key)
+    set_faults(provider_url, {"rules": [{"kind": "drop", "on": "refunds.create"}]})
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.refunds.create(
+            params={"payment_intent": paid.id}, options={"idempotency_key": f"{key}:refund"}
+        )
+    refunded = client.v1.payment_intents.retrieve(paid.id, params={"expand": ["latest_charge"]})
+    assert refunded.latest_charge.refunded is True
 
 
 def test_slow_answers_after_the_read_timeout(provider_url: str, key: str) -> None:
-    faults = {"slow_seconds": 1.0, "rules": [{"kind": "slow", "on": "charges", "keys": key}]}
-    with ProviderClient(provider_url, API_KEY, read_timeout=0.3) as impatient:
-        impatient.set_faults(faults)
-        try:
-            started = time.monotonic()
-            with pytest.raises(InDoubt) as caught:
-                charge(impatient, key)
-            assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
-            assert time.monotonic() - started < 0.9
-            assert impatient.find_charge(key) is not None
-        finally:
-            impatient.set_faults({})
+    impatient = sdk(provider_url, read_timeout=0.3)
+    created = intent(impatient, key)
+    rule = {"kind": "slow", "on": "payment_intents.confirm", "keys": key}
+    set_faults(provider_url, {"slow_seconds": 1.0, "rules": [rule]})
+    try:
+        started = time.monotonic()
+        with pytest.raises(stripe.APIConnectionError) as caught:
+            confirm(impatient, created.id, key)
+        assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+        assert time.monotonic() - started < 0.9
+        assert impatient.v1.payment_intents.retrieve(created.id).status == "succeeded"
+    finally:
+        set_faults(provider_url, {})
+
+
+def test_a_stalled_request_holds_its_key_in_flight(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    """While the first request with a key is still running, the same key is 409; afterwards
+    the stored answer."""
+    created = intent(client, key)
+    rule = {"kind": "stall", "on": "payment_intents.confirm", "times": 1}
+    set_faults(provider_url, {"slow_seconds": 1.0, "rules": [rule]})
+    answers: list[str] = []
+    first = threading.Thread(target=lambda: answers.append(confirm(client, created.id, key).status))
+    first.start()
+    time.sleep(0.3)
+    with pytest.raises(stripe.APIError) as caught:
+        confirm(client, created.id, key)
+    assert caught.value.http_status == 409
+    assert caught.value.error.code == "idempotency_key_in_use"
+    first.join(10)
+    assert answers == ["succeeded"]
+    assert confirm(client, created.id, key).status == "succeeded"
 
 
 def test_times_counts_the_first_n_matching(
-    client: ProviderClient, provider_url: str, key: str
+    client: stripe.StripeClient, provider_url: str, key: str
 ) -> None:
-    client.set_faults({"rules": [{"kind": "error", "on": "charges", "times": 2, "keys": key}]})
+    rule = {"kind": "error", "on": "payment_intents.create", "times": 2, "keys": f"{key}:create"}
+    set_faults(provider_url, {"rules": [rule]})
     for _ in range(2):
-        with pytest.raises(InDoubt):
-            charge(client, key)
-    assert charge(client, key).idempotency_key == key
-    assert charge(client, f"{key}-other").idempotency_key == f"{key}-other"  # keys: no match
+        with pytest.raises(stripe.APIError):
+            intent(client, key)
+    assert intent(client, key).metadata["order_id"] == key
+    assert intent(client, f"{key}-other").metadata["order_id"] == f"{key}-other"  # no match
     remaining = httpx.get(f"{provider_url}/v1/test/faults", headers=AUTH).json()
     assert remaining["rules"][0]["remaining"] == 0
 
 
-def test_rule_on_refunds_leaves_charges_alone(client: ProviderClient, key: str) -> None:
-    client.set_faults({"rules": [{"kind": "error", "on": "refunds"}]})
-    made = charge(client, key)
-    with pytest.raises(InDoubt):
-        client.refund(charge_id=made.id, idempotency_key=f"{key}-r")
-    assert client.refunds(made.id) == []
+def test_a_rule_on_refunds_leaves_intents_alone(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    set_faults(provider_url, {"rules": [{"kind": "error", "on": "refunds.create"}]})
+    paid = confirm(client, intent(client, key).id, key)
+    with pytest.raises(stripe.APIError):
+        client.v1.refunds.create(params={"payment_intent": paid.id})
+    assert client.v1.refunds.list(params={"payment_intent": paid.id}).data == []
 
 
-def test_probability_zero_never_fires(client: ProviderClient, key: str) -> None:
-    client.set_faults({"seed": 7, "rules": [{"kind": "error", "on": "charges", "probability": 0}]})
-    assert charge(client, key).idempotency_key == key
+def test_probability_zero_never_fires(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    rule = {"kind": "error", "on": "payment_intents.create", "probability": 0}
+    set_faults(provider_url, {"seed": 7, "rules": [rule]})
+    assert intent(client, key).metadata["order_id"] == key
 
 
-def test_latency_delays_every_charge_request(client: ProviderClient, key: str) -> None:
-    charge(client, key)
+def test_latency_delays_every_request(
+    client: stripe.StripeClient, provider_url: str, key: str
+) -> None:
+    created = intent(client, key)
     started = time.monotonic()
-    client.find_charge(key)
+    client.v1.payment_intents.retrieve(created.id)
     fast = time.monotonic() - started
-    client.set_faults({"latency_ms": 400})
+    set_faults(provider_url, {"latency_ms": 400})
     started = time.monotonic()
-    client.find_charge(key)
-    charge(client, key)
+    client.v1.payment_intents.retrieve(created.id)
+    confirm(client, created.id, key)
     assert time.monotonic() - started >= 0.8 > fast
 
 
@@ -135,12 +182,13 @@ def test_latency_delays_every_charge_request(client: ProviderClient, key: str) -
         ('{"latency_ms": -1}', "latency_ms: Input should be greater than or equal to 0"),
         ('{"latency_ms": 60001}', "latency_ms: Input should be less than or equal to 60000"),
         ('{"latency_ms": 1' + "0" * 40 + "}", "latency_ms: Input should be less than or equal"),
+        ('{"rules": [{"kind": "drop", "on": "charges"}]}', "rules[0][on]: Input should be"),
     ],
 )
-def test_slowness_is_bounded(
-    client: ProviderClient, provider_url: str, body: str, message: str
-) -> None:
-    client.set_faults({"slow_seconds": 60, "latency_ms": 0})  # the largest allowed
+def test_faults_are_bounded(
+    client: stripe.StripeClient, provider_url: str, body: str, message: str
+):
+    set_faults(provider_url, {"slow_seconds": 60, "latency_ms": 0})  # the largest allowed
     response = httpx.put(
         f"{provider_url}/v1/test/faults",
         content=body,
@@ -155,11 +203,9 @@ def test_slowness_is_bounded(
 
 @pytest.mark.e2e
 def test_faults_from_the_environment(tmp_path: Path, key: str) -> None:
-    faults = json.dumps({"rules": [{"kind": "error", "on": "charges", "times": 1}]})
-    with (
-        running_provider(tmp_path / "p.sqlite3", PROVIDER_FAULTS=faults) as running,
-        ProviderClient(running.url, API_KEY) as client,
-    ):
-        with pytest.raises(InDoubt):
-            charge(client, key)
-        assert charge(client, key).idempotency_key == key
+    faults = json.dumps({"rules": [{"kind": "error", "on": "payment_intents.create", "times": 1}]})
+    with running_provider(tmp_path / "p.sqlite3", PROVIDER_FAULTS=faults) as running:
+        client = sdk(running.url)
+        with pytest.raises(stripe.APIError):
+            intent(client, key)
+        assert intent(client, key).metadata["order_id"] == key
