@@ -24,8 +24,10 @@ RECORDS = (
 REQUEST_NOTES = {
     ChargeRequestStatus.SENDING: "Sent, no answer yet: it may have charged.",
     ChargeRequestStatus.IN_DOUBT: "In doubt: it may have charged. The next attempt or the refund"
-    " learns the truth from the provider by the idempotency key.",
-    ChargeRequestStatus.UNREACHABLE: "The provider could not be reached: nothing charged yet.",
+    " learns the truth from Stripe by retrieving the PaymentIntent.",
+    ChargeRequestStatus.UNREACHABLE: "Stripe could not be reached: nothing charged yet.",
+    ChargeRequestStatus.CANCELED: "The PaymentIntent was cancelled: nothing charged, and a late"
+    " confirmation cannot charge it.",
 }
 
 
@@ -100,7 +102,7 @@ def _record_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _charge_requests(requests: list[dict[str, Any]]) -> None:
-    """Each charge request to the HTTP payment provider: status, attempts, last error, record."""
+    """Each charge request to Stripe: status, attempts, last error, record."""
     for request in requests:
         status, attempts = request["status"], request["attempts"]
         st.markdown(

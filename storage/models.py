@@ -92,8 +92,8 @@ class Payment(SQLModel, table=True):
 
 
 class ChargeRequest(SQLModel, table=True):
-    """A charge asked of the payment provider over HTTP, written before the request leaves:
-    whether it may have reached the provider decides what a refund must find out."""
+    """A charge asked of Stripe (its PaymentIntent's id), written before the confirmation
+    leaves: whether it may have reached Stripe decides what a refund must find out."""
 
     __tablename__ = "charge_requests"
 

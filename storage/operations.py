@@ -205,7 +205,7 @@ def charge(
 
 def refund(session: Session, *, idempotency_key: str) -> bool:
     """Refund the embedded charge made under `idempotency_key`. False when there is none to
-    refund (a charge at an HTTP provider is refunded there: tasks/payment_http.py)."""
+    refund (a charge at Stripe is refunded there: tasks/payment_http.py)."""
     result = session.execute(
         update(Payment)
         .where(

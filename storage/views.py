@@ -111,8 +111,8 @@ class InventoryView(View):
 
 
 class PaymentView(View):
-    """A charge: a row of the embedded provider, or a charge at the HTTP payment provider
-    (`charge_id` is then the provider's id, `status` its state as last learnt)."""
+    """A charge: a row of the embedded provider, or a PaymentIntent at Stripe (`charge_id` is
+    then its `pi_…` id, `status` its state as last learnt)."""
 
     charge_id: str
     order_id: str
@@ -126,8 +126,7 @@ class PaymentView(View):
 
 
 class ChargeRequestView(View):
-    """A charge asked of the HTTP payment provider and what is known of it (the dashboard's
-    order records)."""
+    """A charge asked of Stripe and what is known of it (the dashboard's order records)."""
 
     idempotency_key: str
     status: ChargeRequestStatus
