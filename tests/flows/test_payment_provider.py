@@ -654,3 +654,16 @@ def test_the_key_appears_in_no_output_record_or_page(provider, prefect_server):
     page = render()
     outputs += [str(element.value) for element in [*page.markdown, *page.dataframe]]
     assert all(API_KEY not in text for text in outputs)
+
+
+@sqlite_only
+def test_a_cart_is_one_payment_intent_of_its_total_and_a_cancel_refunds_it(
+    provider, prefect_server
+):
+    cart = [("SKU-001", 2), ("SKU-002", 1), ("SKU-003", 3)]
+    assert place(order_id="cart", lines=cart).status == "completed"
+    assert charges_at(provider, "cart") == [("succeeded", 6000)]
+    assert cancel("cart").changed
+    assert order_summary("cart").status == "cancelled"
+    assert charges_at(provider, "cart") == [("refunded", 6000)]
+    assert_audit_clean()
