@@ -173,6 +173,17 @@ def release_stock(session: Session, *, order_id: str) -> bool:
     return released
 
 
+def embedded_charge(session: Session, *, idempotency_key: str) -> Payment | None:
+    """The charge the embedded provider made under `idempotency_key`, if any (a process set to
+    charge at Stripe must not charge an order again that one set otherwise already charged)."""
+    return session.exec(
+        select(Payment).where(
+            Payment.idempotency_key == idempotency_key,
+            Payment.provider == PaymentProvider.EMBEDDED,
+        )
+    ).first()
+
+
 def charge(
     session: Session,
     *,

@@ -73,7 +73,8 @@ def test_two_intakes_on_postgres_share_the_orders_and_survive_a_kill(
     }
     env = child_env(FLOWFORGE_PREFECT_HOME=str(tmp_path / "prefect"), **shared)
     prefect_url = prefect_db.replace("+psycopg", "+asyncpg")
-    with running_stack(tmp_path, env, "--no-dashboard", "--prefect-database-url", prefect_url) as s:
+    stack_args = ("--no-dashboard", "--embedded-payments", "--prefect-database-url", prefect_url)
+    with running_stack(tmp_path, env, *stack_args) as s:  # every part charges the same way
         api, prefect_api = s["api"], s["prefect"]
         stack_intake = child_pid(int(s["pid"]), "flows.intake")
         other = start_intake(  # "another machine": its own environment and Prefect home

@@ -36,6 +36,7 @@ from tests.flows.helpers import (
 )
 from tests.provider.helpers import API_KEY, Running, running_provider, sdk
 from tests.provider.helpers import set_faults as put_faults
+from tests.storage.helpers import cart
 from tests.support import assert_audit_clean, child_env, run_module
 
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
@@ -667,3 +668,38 @@ def test_a_cart_is_one_payment_intent_of_its_total_and_a_cancel_refunds_it(
     assert order_summary("cart").status == "cancelled"
     assert charges_at(provider, "cart") == [("refunded", 6000)]
     assert_audit_clean()
+
+
+@sqlite_only
+def test_an_order_charged_by_an_embedded_process_is_not_charged_again_at_stripe(
+    provider, prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    """A process left on the embedded provider charged the order and died before it was
+    recorded as paid; a process set to Stripe takes it over: one charge, the embedded one."""
+    from flows.saga import SagaRun
+    from tasks.payment import process_payment, refund_payment
+    from tasks.steps import STEPS, step_names
+
+    record_order(
+        OrderCreate(
+            order_id="mixed",
+            product_id="SKU-001",
+            quantity=1,
+            customer_id="c",
+            payment_method="tok_visa",
+        )
+    )
+    with session_scope() as session:
+        assert saga_log.acquire_lease(session, order_id="mixed", owner="A", lease_seconds=60)
+    position = step_names().index("process_payment")
+    SagaRun("mixed", "A").enter(position, STEPS[position])  # on the saga log, as the engine does
+    args = {"lines": cart(("SKU-001", 1)), "payment_method": "tok_visa", "customer_id": "c"}
+    use_embedded(monkeypatch)
+    first = process_payment.fn("mixed", "A", **args)
+    use_provider(monkeypatch, provider.url)
+    assert process_payment.fn("mixed", "A", **args) == first
+    assert charges_at(provider, "mixed") == []
+    assert refund_payment.fn("mixed", "A") is True
+    assert [(p["provider"], p["status"]) for p in engine_state()["payments"]] == [
+        ("embedded", "refunded")
+    ]

@@ -23,6 +23,7 @@ from tests.flows.helpers import (
     order_summary,
     spawn_order,
 )
+from tests.storage.helpers import cart
 from tests.support import PYTHON, ROOT, assert_audit_clean, child_env
 
 LEASE = "1"  # children's lease: a killed process's claim lapses after a second
@@ -189,13 +190,12 @@ def test_a_process_that_lost_its_lease_changes_nothing():
         assert saga_log.acquire_lease(session, order_id="stolen-1", owner="B", lease_seconds=60)
     before = engine_state()
     with pytest.raises(LeaseLost):
-        reserve_inventory.fn("stolen-1", "A", product_id="SKU-001", quantity=2)
+        reserve_inventory.fn("stolen-1", "A", lines=cart(("SKU-001", 2)))
     with pytest.raises(LeaseLost):
         process_payment.fn(
             "stolen-1",
             "A",
-            product_id="SKU-001",
-            quantity=2,
+            lines=cart(("SKU-001", 2)),
             payment_method="tok_visa",
             customer_id="c",
         )
