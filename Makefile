@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 DEMO_ORDER := --product SKU-001 --quantity 2 --customer cust-42 --payment-method tok_visa
+DEMO_CART := --line SKU-002:1 --line SKU-003:3 --customer cust-42 --payment-method tok_visa
 
 demo: install
 	@export FLOWFORGE_DB_PATH=.flowforge/demo.sqlite3 FLOWFORGE_RETRY_DELAYS=0.2; \
@@ -26,6 +27,8 @@ demo: install
 	FAIL_AT=warehouse $(PY) -m flows.fulfill $(DEMO_ORDER); \
 	echo; echo "== 3. FAIL_AT=payment:1: the first charge attempt fails, the retry succeeds"; \
 	FAIL_AT=payment:1 $(PY) -m flows.fulfill $(DEMO_ORDER); \
+	echo; echo "== 4. a cart: two products, one charge, one shipment"; \
+	$(PY) -m flows.fulfill $(DEMO_CART); \
 	echo; echo "== snapshot"; $(PY) -m storage snapshot; \
 	echo; echo "== audit"; $(PY) -m storage audit
 
