@@ -57,12 +57,22 @@ def check_stock(session: Session, *, lines: Sequence[OrderLine]) -> int:
 
 
 def cart_total(session: Session, *, lines: Sequence[OrderLine]) -> int:
-    """The sum of quantity × unit price over the lines, in cents."""
+    """The sum of quantity × unit price over the lines, in cents; `UnknownProduct` names the
+    first line whose product is unknown."""
     products = products_of(session, lines=lines)
     for number, line in numbered(lines):
         if line.product_id not in products:
             raise UnknownProduct(line.product_id, number)
-    return sum(line.quantity * products[line.product_id].unit_price for line in lines)
+    return priced(products, lines)
+
+
+def priced(products: dict[str, Product], lines: Sequence[OrderLine]) -> int:
+    """Σ quantity × unit price over the lines whose product is in `products`, in cents."""
+    return sum(
+        line.quantity * products[line.product_id].unit_price
+        for line in lines
+        if line.product_id in products
+    )
 
 
 def receive_stock(

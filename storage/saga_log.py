@@ -96,12 +96,7 @@ def _line_differences(
 def _quoted_total(session: Session, lines: tuple[OrderLine, ...]) -> int:
     """The cart's total at today's prices; a line of an unknown product counts nothing (the
     saga refuses it)."""
-    products = operations.products_of(session, lines=lines)
-    return sum(
-        line.quantity * products[line.product_id].unit_price
-        for line in lines
-        if line.product_id in products
-    )
+    return operations.priced(operations.products_of(session, lines=lines), lines)
 
 
 def _order_with_either_id(session: Session, order_id: str, workflow_id: str) -> Order | None:

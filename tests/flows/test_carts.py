@@ -16,8 +16,8 @@ from storage.db import session_scope
 from tests.flows.helpers import engine_state, order_summary, place, spawn_order
 from tests.flows.test_recovery import (
     ALL_COMPENSATIONS,
-    COMPENSATION_POINTS,
     STEP_POINTS,
+    boundary_cases,
     crash_all,
 )
 from tests.storage.helpers import cart
@@ -141,14 +141,7 @@ def test_overlapping_carts_over_scarce_stock_never_oversell(database):
 
 def test_a_crash_at_every_boundary_of_a_cart_is_finished_by_the_sweep(prefect_server):
     lines = ["SKU-001:1", "SKU-003:2"]
-    cases = {
-        f"cart-{p}-{m}": {"CRASH_AT": f"{p}:{m}"} for p in STEP_POINTS for m in ("before", "after")
-    }
-    cases |= {
-        f"cart-{p}-{m}": {"CRASH_AT": f"{p}:{m}", "FAIL_AT": "warehouse"}
-        for p in COMPENSATION_POINTS
-        for m in ("before", "after")
-    }
+    cases = boundary_cases("cart")
     crash_all(prefect_server, cases, lines=lines)
     assert run_locally(reconcile, stale_after=0)["swept"] == len(cases)
     for oid in cases:

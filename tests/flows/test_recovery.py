@@ -32,6 +32,21 @@ COMPENSATION_POINTS = steps.compensation_points()
 ALL_COMPENSATIONS = ["revert_warehouse", "refund_payment", "release_inventory"]
 
 
+def boundary_cases(prefix: str) -> dict[str, dict[str, str]]:
+    """`{order id: env}`: a crash before and after every step, and before and after every
+    compensation of an order failing at the warehouse."""
+    cases = {
+        f"{prefix}-{p}-{m}": {"CRASH_AT": f"{p}:{m}"}
+        for p in STEP_POINTS
+        for m in ("before", "after")
+    }
+    return cases | {
+        f"{prefix}-{p}-{m}": {"CRASH_AT": f"{p}:{m}", "FAIL_AT": "warehouse"}
+        for p in COMPENSATION_POINTS
+        for m in ("before", "after")
+    }
+
+
 def crash_all(
     api_url: str, cases: dict[str, dict[str, str]], lines: list[str] | None = None
 ) -> None:
@@ -58,14 +73,7 @@ def assert_nothing_doubled() -> None:
 @pytest.mark.e2e
 @pytest.mark.usefixtures("database")
 def test_crash_at_every_boundary_then_sweep(prefect_server):
-    cases = {
-        f"crash-{p}-{m}": {"CRASH_AT": f"{p}:{m}"} for p in STEP_POINTS for m in ("before", "after")
-    }
-    cases |= {
-        f"crash-{p}-{m}": {"CRASH_AT": f"{p}:{m}", "FAIL_AT": "warehouse"}
-        for p in COMPENSATION_POINTS
-        for m in ("before", "after")
-    }
+    cases = boundary_cases("crash")
     crash_all(prefect_server, cases)
     assert all(order_status(oid) in {"running", "compensating"} for oid in cases)
 
