@@ -32,6 +32,8 @@ from storage.errors import StorageUnavailable
 from storage.settings import get_settings
 
 logger = logging.getLogger(__name__)
+UNRECORDED_RETRY_SECONDS = 1.0  # how often a taken-over run Prefect had not recorded is retried
+UNRECORDED_GIVE_UP_SECONDS = 60.0  # and for how long (its events may have died with its intake)
 
 
 class ClaimedOrders:
@@ -42,10 +44,13 @@ class ClaimedOrders:
     def __init__(self) -> None:
         self.owner = f"intake:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = get_settings().lease_seconds
+        self.unrecorded: dict[str, float] = {}  # task run id -> when to stop trying to mark it
+        self.next_retry = 0.0
 
     def take(self, limit: int) -> list[str]:
         """Claim up to `limit` orders; none while the database cannot be reached (it is
         retried at the next look: a database restart does not stop the intake)."""
+        self.mark_crashed([])
         try:
             with session_scope(readonly=True) as session:
                 if not saga_log.pending_unclaimed(session, owner=self.owner):
@@ -58,8 +63,23 @@ class ClaimedOrders:
             logger.warning("database unreachable, looking again in %s s: %s", RETRY_SECONDS, exc)
             time.sleep(RETRY_SECONDS)
             return []
-        mark_crashed([claim.abandoned_run for claim in claims if claim.abandoned_run])
+        self.mark_crashed([claim.abandoned_run for claim in claims if claim.abandoned_run])
         return [claim.order_id for claim in claims]
+
+    def mark_crashed(self, abandoned: list[str]) -> None:
+        """Mark the abandoned runs of orders just taken over Crashed, and retry (every second,
+        for a minute) those Prefect had not recorded yet: under load its recorder lags."""
+        now = time.monotonic()
+        due = list(self.unrecorded) if now >= self.next_retry else []
+        if not abandoned and not due:
+            return
+        still = set(mark_crashed([*abandoned, *due]))
+        for run in abandoned:
+            self.unrecorded.setdefault(run, now + UNRECORDED_GIVE_UP_SECONDS)
+        self.unrecorded = {
+            run: until for run, until in self.unrecorded.items() if run in still and until > now
+        }
+        self.next_retry = now + UNRECORDED_RETRY_SECONDS
 
     def exhausted(self) -> bool:
         return False

@@ -53,12 +53,15 @@ def _retry(order_id: str, owner: str) -> Outcome:
     return Outcome(summary, True, f"order {order_id} retried: now {summary.status}")
 
 
-def mark_crashed(task_run_ids: list[str]) -> None:
+def mark_crashed(task_run_ids: list[str]) -> list[str]:
     """The `fulfill-order` task runs of orders whose intake died stay Running for ever (task
     runs have no heartbeat): whoever takes the orders over (an intake, the sweep) marks them
-    Crashed. A run Prefect cannot be told about now stays as it is (logged)."""
+    Crashed. Returns the runs Prefect has not recorded: its recorder may still be behind the
+    dead process's events (the caller tries again later), or they died with it. A run Prefect
+    cannot be told about now stays as it is (logged)."""
+    unrecorded: list[str] = []
     if not task_run_ids:
-        return
+        return unrecorded
     with get_client(sync_client=True) as client:
         for task_run_id in task_run_ids:
             try:
@@ -69,17 +72,18 @@ def mark_crashed(task_run_ids: list[str]) -> None:
                         Crashed(message="its process died; the recovery sweep took it over"),
                         force=True,
                     )
-            except ObjectNotFound:  # the process died before Prefect recorded the run
-                continue
+            except ObjectNotFound:
+                unrecorded.append(task_run_id)
             except PREFECT_ERRORS as exc:  # the others are still marked
                 logger.warning("could not mark task run %s crashed: %s", task_run_id, exc)
+    return unrecorded
 
 
 def _sweep(stale_after: float) -> dict[str, Any]:
     with session_scope() as session:
         orders = saga_log.stale_orders(session, stale_after=stale_after)
     stale = [order.order_id for order in orders]
-    mark_crashed([order.task_run_id for order in orders if order.task_run_id])
+    unrecorded = mark_crashed([order.task_run_id for order in orders if order.task_run_id])
     tally: dict[str, list[str]] = {}
     for order_id in stale:
         state = fulfill_order(order_id, return_state=True)
@@ -88,6 +92,7 @@ def _sweep(stale_after: float) -> dict[str, Any]:
             get_run_logger().warning("order %s left %s: %s", order_id, outcome, state.message)
             outcome = "unfinished"
         tally.setdefault(outcome, []).append(order_id)
+    mark_crashed(unrecorded)  # once more: Prefect may have recorded them meanwhile
     return {"swept": len(stale), "stale_after": stale_after, "orders": tally}
 
 

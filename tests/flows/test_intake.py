@@ -11,11 +11,12 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from deployments.processes import Child, stop
+from flows import intake as intake_module
 from flows.fulfill import order_summary
 from storage import saga_log
 from storage.db import session_scope
@@ -211,6 +212,9 @@ def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_pa
         wait_until(lambda: all_terminal(list(orphans)), "the survivor to take them over", 60)
         settled_after = time.monotonic() - killed_at
         wait_until(lambda: all_terminal(order_ids), "the survivor to finish everything", 120)
+        # the survivor marks every run Prefect knows Crashed, those it records late included
+        # (its recorder can be seconds behind the dead intake's events); the survivor still runs
+        states = {oid: task_run_state(run, prefect_server, 10) for oid, run in orphans.items()}
     finally:
         stop([child for child in (survivor, dying) if child is not None])
     # the last orphan settled within about a lease of the kill (the sweep would wait 60 s)
@@ -223,9 +227,34 @@ def test_a_live_intake_takes_over_a_killed_intakes_orders(prefect_server, tmp_pa
     payments = [p["order_id"] for p in engine_state()["payments"]]
     assert sorted(payments) == sorted(order_ids)  # one charge per order, nobody twice
     assert_audit_clean()
-    for oid, task_run_id in orphans.items():  # the survivor marked every run Prefect knew
-        state = task_run_state(task_run_id, prefect_server, timeout=0)
+    for oid, state in states.items():  # never recorded: the events died with the intake
         assert state in {("CRASHED", "Crashed"), ("", "")}, (oid, state)
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("db", "prefect_server")
+def test_a_taken_over_run_prefect_records_late_is_still_marked_crashed(monkeypatch):
+    """Under load Prefect's recorder can be seconds behind a dead intake's events: a run it
+    had not recorded at the takeover is marked Crashed at a later look, once it has."""
+    from prefect import task
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    monkeypatch.setattr(intake_module, "UNRECORDED_RETRY_SECONDS", 0)
+    late, never = str(uuid4()), str(uuid4())
+    source = intake_module.ClaimedOrders()
+    source.mark_crashed([late, never])
+    assert set(source.unrecorded) == {late, never}
+    with get_client(sync_client=True) as client:  # the dead intake's events arrive
+        client.create_task_run(
+            task(name="fulfill-order")(lambda: None), None, "late", id=UUID(late), state=Running()
+        )
+    assert source.take(10) == []  # the next look marks it; the other is still awaited
+    assert task_run_state(late, timeout=5) == ("CRASHED", "Crashed")
+    assert set(source.unrecorded) == {never}
+    source.unrecorded[never] = time.monotonic()  # its minute is over: given up
+    source.take(10)
+    assert source.unrecorded == {}
 
 
 def _owner_prefix(child: Child) -> str:
