@@ -204,7 +204,8 @@ def pending_unclaimed(session: Session, *, owner: str | None = None) -> bool:
 
 class Claim(NamedTuple):
     """An order an intake claimed; `abandoned_run` is the Prefect task run of the driver it
-    took the order over from (when the order was in progress), to be marked crashed."""
+    took the order over from (any run that started it, even one killed before its first
+    step: the order is still pending then), to be marked crashed unless it ended."""
 
     order_id: str
     abandoned_run: str | None
@@ -235,10 +236,9 @@ def claim_pending(session: Session, *, owner: str, limit: int, lease_seconds: fl
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(col(Order.order_id), col(Order.status), col(Order.task_run_id))
+        .returning(col(Order.order_id), col(Order.task_run_id))
     )
-    in_progress = {OrderStatus.RUNNING, OrderStatus.COMPENSATING}
-    taken = {order_id: run if status in in_progress else None for order_id, status, run in claimed}
+    taken = {order_id: run for order_id, run in claimed}
     return [Claim(order_id, taken[order_id]) for order_id in candidates if order_id in taken]
 
 

@@ -395,7 +395,7 @@ def test_claim_pending_gives_each_order_to_one_owner():
 
 @pytest.mark.usefixtures("db")
 def test_a_claim_names_the_run_it_takes_an_order_over_from():
-    pending, running, reopened = (record_orders(name, 1)[0] for name in ("p", "r", "o"))
+    fresh, pending, running, reopened = (record_orders(n, 1)[0] for n in ("f", "p", "r", "o"))
     past = utcnow() - timedelta(seconds=1)
     with session_scope() as session:
         saga_log.update_order(
@@ -406,13 +406,20 @@ def test_a_claim_names_the_run_it_takes_an_order_over_from():
             lease_expires_at=past,
             task_run_id="run-of-dead",
         )
-        saga_log.update_order(session, order_id=pending, task_run_id="never-ran")
+        saga_log.update_order(  # a run killed between taking the order and its first step
+            session,
+            order_id=pending,
+            lease_owner="dead",
+            lease_expires_at=past,
+            task_run_id="run-before-its-first-step",
+        )
         saga_log.update_order(
             session, order_id=reopened, status="compensating", task_run_id="finished-run"
         )
         claims = saga_log.claim_pending(session, owner="live", limit=10, lease_seconds=30)
     assert {claim.order_id: claim.abandoned_run for claim in claims} == {
-        pending: None,
+        fresh: None,
+        pending: "run-before-its-first-step",
         running: "run-of-dead",
         reopened: "finished-run",  # marking skips a run that already ended
     }
