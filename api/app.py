@@ -156,7 +156,8 @@ def create_order(
     except OrderConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     order = _find(order_id)
-    waiting = order.status == OrderStatus.PENDING
+    # this request started it, even if an intake has already taken it since
+    waiting = created or order.status == OrderStatus.PENDING
     return OrderStarted(
         workflow_id=order.workflow_id,
         order_id=order_id,

@@ -41,9 +41,10 @@ class StockReceipt(BaseModel):
 
 
 class OrderStarted(BaseModel):
-    """The order is recorded. `status` is `started` while it waits for the intake (this request
-    recorded it, or a retry found it still pending), else where it stands now (a retry of an
-    order that has moved on: `running`, `completed`, ...); `created` is false for a retry."""
+    """The order is recorded. `status` is `started` when this request recorded it (an intake
+    may already be running it) or a retry found it still pending, else where it stands now (a
+    retry of an order that has moved on: `running`, `completed`, ...); `created` is false for
+    a retry."""
 
     workflow_id: str
     order_id: str
