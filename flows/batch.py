@@ -76,11 +76,15 @@ def read_lines(path: Path) -> Iterator[Record]:
         if path.suffix.lower() not in JSONL_SUFFIXES:
             yield from _carts(_csv_records(_lines(handle)))
             return
-        for number, text in enumerate(_lines(handle), 1):
-            if len(text) > MAX_LINE:
-                yield number, text, TOO_LONG
-            elif text.strip():
-                yield number, text, _json_fields(text)
+        for number, text in _jsonl_records(handle):
+            yield number, text, TOO_LONG if len(text) > MAX_LINE else _json_fields(text)
+
+
+def _jsonl_records(handle: TextIO) -> Iterator[tuple[int, str]]:
+    """(number, text) of every JSONL line that is a record: not blank, or too long."""
+    for number, text in enumerate(_lines(handle), 1):
+        if len(text) > MAX_LINE or text.strip():
+            yield number, text
 
 
 def _lines(handle: TextIO) -> Iterator[str]:
@@ -278,7 +282,7 @@ class FileOrders:
 
 def existing_file(text: str) -> Path:
     """A readable regular file: a pipe or a terminal could not be read twice (once to count
-    the lines for the progress bar, once to run them)."""
+    the orders for the progress bar, once to run them)."""
     path = Path(text)
     try:
         mode = path.stat().st_mode
@@ -296,17 +300,21 @@ def existing_file(text: str) -> Path:
     return path
 
 
-def count_lines(path: Path) -> int:
-    """The file's non-blank lines, the progress bar's total."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        return sum(1 for line in _lines(handle) if line.strip())
+def count_orders(path: Path) -> int:
+    """The progress bar's total: the records `read_lines` yields, each an order, a bad line or
+    one already settled (a CSV's header is none, a cart's rows are one); JSONL lines are
+    counted, not parsed."""
+    if path.suffix.lower() not in JSONL_SUFFIXES:
+        return sum(1 for _ in read_lines(path))
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return sum(1 for _ in _jsonl_records(handle))
 
 
 def run_batch(path: Path, concurrency: int, progress: Progress | None = None) -> dict[str, Any]:
     """Fulfil every order of the file; the summary of what happened."""
     report = BatchReport()
     source = FileOrders(path, report)
-    bar = progress.add_task(path.name, total=count_lines(path)) if progress else None
+    bar = progress.add_task(path.name, total=count_orders(path)) if progress else None
 
     def ended(order_id: str, status: str) -> None:
         report.ended(order_id, status)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flows.batch import MAX_LINE, BadLine, count_lines, existing_file, parse_line, read_lines
+from flows.batch import MAX_LINE, BadLine, count_orders, existing_file, parse_line, read_lines
 from tests.flows.helpers import order_line, write
 
 HEADER = "order_id,product_id,quantity,customer_id,payment_method"
@@ -94,7 +94,7 @@ def test_a_line_over_the_limit_is_one_bad_line_read_in_pieces(tmp_path):
         assert problem(fields) == f"not an order: over {MAX_LINE:,} characters"
         assert len(text) <= MAX_LINE + 1
         assert problem(lines[3][1]) == ""
-    assert count_lines(jsonl_path) == 3
+    assert count_orders(jsonl_path) == 3 and count_orders(csv_path) == 2
 
 
 def test_a_quoted_csv_field_may_hold_newlines(tmp_path):
@@ -116,6 +116,7 @@ def test_a_quoted_csv_field_may_hold_newlines(tmp_path):
     assert problem(lines[4][1]).startswith("customer_id:")
     # an ordinary line's text is its line, as before: the id derived from it is unchanged
     assert lines[6][0] == ",SKU-003,1,cust-3,tok_visa\n"
+    assert count_orders(path) == 3  # the progress bar's total: records, not the file's 6 lines
 
 
 def test_a_leading_bom_is_not_part_of_the_first_line(tmp_path):
@@ -171,6 +172,7 @@ def test_consecutive_csv_rows_of_one_order_id_are_one_cart(tmp_path):
     )
     assert records[2][0].count("\n") == 3  # its text is its rows: the derived id depends on them
     assert [len(parse_line(records[n][1]).lines) for n in (5, 6)] == [1, 1]
+    assert count_orders(path) == 3  # the batch's progress bar ends at its total
 
 
 @pytest.mark.parametrize(
