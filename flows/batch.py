@@ -72,12 +72,17 @@ def derived_order_id(number: int, text: str) -> str:
 def read_lines(path: Path) -> Iterator[Record]:
     """(number of the line it starts on, raw text, fields or why there are none) for every
     non-blank JSONL line, or every CSV order (its rows); a leading BOM is skipped."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+    with _opened(path) as handle:
         if path.suffix.lower() not in JSONL_SUFFIXES:
             yield from _carts(_csv_records(_lines(handle)))
             return
         for number, text in _jsonl_records(handle):
             yield number, text, TOO_LONG if len(text) > MAX_LINE else _json_fields(text)
+
+
+def _opened(path: Path) -> TextIO:
+    """The file as text; a leading BOM is skipped, undecodable bytes are replaced."""
+    return path.open(newline="", encoding="utf-8-sig", errors="replace")
 
 
 def _jsonl_records(handle: TextIO) -> Iterator[tuple[int, str]]:
@@ -306,7 +311,7 @@ def count_orders(path: Path) -> int:
     counted, not parsed."""
     if path.suffix.lower() not in JSONL_SUFFIXES:
         return sum(1 for _ in read_lines(path))
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+    with _opened(path) as handle:
         return sum(1 for _ in _jsonl_records(handle))
 
 

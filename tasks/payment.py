@@ -39,10 +39,6 @@ def process_payment(
 
     client = stripe_gateway()
     if client is not None:
-        with fence() as session:  # charged here by a process that used the embedded provider
-            charged = operations.embedded_charge(session, idempotency_key=payment_key(order_id))
-        if charged is not None:
-            return charged.charge_id
         with payment_http.rejections_final():
             return payment_http.charge(
                 client,
@@ -52,7 +48,7 @@ def process_payment(
                 amount_of=amount,
                 payment_method=payment_method,
                 customer_id=customer_id,
-            ).id
+            )
     with fence() as session:
         if payment_books.charge_request(session, idempotency_key=payment_key(order_id)):
             raise payment_http.ProviderNotConfigured(

@@ -29,7 +29,7 @@ from payments.client import (
     Unreachable,
     stripe_gateway,
 )
-from storage import payment_books, saga_log
+from storage import operations, payment_books, saga_log
 from storage.errors import CardDeclined, FinalError
 from storage.models import ChargeRequest, ChargeRequestStatus
 from storage.settings import get_settings
@@ -109,11 +109,14 @@ def charge(
     amount_of: Callable[[Session], int],
     payment_method: str,
     customer_id: str,
-) -> Intent:
-    """Charge the order at Stripe: its PaymentIntent, succeeded and recorded in `payments`.
-    A decline is `CardDeclined`; anything else Stripe or the network says is raised as the
-    client's error (retried by the step unless it is a 4xx)."""
+) -> str:
+    """Charge the order at Stripe: the id of its PaymentIntent, succeeded and recorded in
+    `payments` (or of the charge a process on the embedded provider already made: never a
+    second one). A decline is `CardDeclined`; anything else Stripe or the network says is
+    raised as the client's error (retried by the step unless it is a 4xx)."""
     with fence() as session:
+        if charged := operations.embedded_charge(session, idempotency_key=idempotency_key):
+            return charged.charge_id
         amount = amount_of(session)
         request = payment_books.charge_request(session, idempotency_key=idempotency_key)
     intent_id = request.charge_id if request else None
@@ -160,7 +163,7 @@ def charge(
         )
         _record(session, intent, idempotency_key)
         saga_log.update_order(session, order_id=order_id, amount=intent.amount)
-    return intent
+    return intent.id
 
 
 def _confirmed(client: StripeGateway, intent_id: str, key: str, *, asked_before: bool) -> Intent:
